@@ -1,0 +1,1 @@
+"""Local runner: the job state machine with stages run in-process."""

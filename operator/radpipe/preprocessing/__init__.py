@@ -1,0 +1,1 @@
+"""radpipe.preprocessing"""
