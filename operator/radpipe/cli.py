@@ -407,3 +407,7 @@ def _finish(job: Any, as_json: bool) -> None:
 def main() -> None:
     """Entry point of the ``radpipe`` command."""
     cli(prog_name="radpipe")
+
+
+if __name__ == "__main__":
+    main()

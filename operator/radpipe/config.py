@@ -70,6 +70,22 @@ class PacsNodeConfig(_Section):
     token: SecretStr | None = Field(None, description="bearer token for DICOMweb")
     max_associations: int = Field(4, ge=1, le=32, description="parallel retrieves")
     timeout_seconds: float = Field(30.0, gt=0)
+    storage_bind: str = Field("0.0.0.0", description="interface our Storage SCP listens on")
+    retrieve_attempts: int = Field(
+        3, ge=1, le=10, description="tries per series; a retry fetches only what is missing"
+    )
+    retry_backoff_seconds: float = Field(1.0, ge=0, description="first retry delay, doubled")
+    verify_tls: bool = Field(True, description="verify the DICOMweb server's certificate")
+
+    @model_validator(mode="after")
+    def _check_transport(self) -> PacsNodeConfig:
+        if self.transport == "dicomweb" and not self.dicomweb_url:
+            raise ValueError("transport 'dicomweb' needs dicomweb_url (e.g. http://pacs/dicom-web)")
+        if self.transport == "dimse" and self.retrieve == "wado":
+            raise ValueError(
+                "retrieve 'wado' needs transport 'dicomweb'; DIMSE retrieves by 'c-get' or 'c-move'"
+            )
+        return self
 
 
 class RunnerConfig(_Section):
