@@ -127,6 +127,48 @@ class WarehouseConfig(_Section):
     url: str | None = None
 
 
+class WebConfig(_Section):
+    """The web front end (``radpipe web``): sign-in, sessions, audit log, which runner."""
+
+    mode: Literal["local", "cluster"] = Field(
+        "local", description="local: jobs run in the web process; cluster: AnalysisJob resources"
+    )
+    namespace: str = Field("radpipe", description="cluster mode: namespace of AnalysisJobs")
+    kubeconfig: Path | None = Field(
+        None, description="cluster mode: kubeconfig file; default in-cluster, then ~/.kube/config"
+    )
+    users_file: Path | None = Field(
+        None, description="local user file (YAML); default DATA_DIR/web-users.yaml"
+    )
+    session_secret: SecretStr | None = Field(
+        None, description="cookie signing key; default a random key kept in DATA_DIR/web/"
+    )
+    session_max_age_seconds: int = Field(8 * 3600, ge=60, description="sign-in lifetime")
+    secure_cookies: bool = Field(False, description="send cookies over HTTPS only (behind TLS)")
+    audit_log: Path | None = Field(
+        None, description="audit log (JSON lines); default DATA_DIR/audit.log"
+    )
+    workers: int | None = Field(
+        None, ge=1, description="local mode: jobs run at once; default runner.workers"
+    )
+    launch_autosubmit: bool = Field(
+        True, description="let /launch?...&submit=1 submit for a signed-in user"
+    )
+    oidc_issuer: str | None = Field(None, description="OIDC issuer URL (hospital IdP)")
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_scopes: str = "openid profile email"
+    oidc_roles_claim: str = Field("roles", description="ID-token claim listing groups/roles")
+    oidc_role_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="IdP group -> radpipe role (requester, radiologist, admin); "
+        "unmapped names that are radpipe roles count as themselves",
+    )
+    oidc_default_role: Literal["requester", "radiologist", "admin"] | None = Field(
+        None, description="role of an OIDC user with no mapped role; none: refused"
+    )
+
+
 class Settings(BaseSettings):
     """The whole radpipe configuration."""
 
@@ -147,6 +189,7 @@ class Settings(BaseSettings):
     branding: BrandingConfig = Field(default_factory=BrandingConfig)
     warehouse: WarehouseConfig = Field(default_factory=WarehouseConfig)
     apps_dir: Path | None = Field(None, description="extra AnalysisApp YAML files")
+    web: WebConfig = Field(default_factory=WebConfig)
 
     @model_validator(mode="after")
     def _fill_derived_paths(self) -> Settings:
