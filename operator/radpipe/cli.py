@@ -226,6 +226,30 @@ def resume(state: CliState, job_uid: str) -> None:
 
 @cli.command()
 @click.argument("job_uid")
+@click.option("--no-progress", is_flag=True, help="No progress bars.")
+@pass_state
+def release(state: CliState, job_uid: str, no_progress: bool) -> None:
+    """Release a job waiting in DeliveryPending (retry delivery) or AwaitingReview.
+
+    The waiting stage runs again from its start; nothing before it is recomputed.
+    """
+    from radpipe.local.progress import RichReporter
+    from radpipe.local.runner import JobNotFound
+    from radpipe.pipeline.state import InvalidTransition
+
+    runner = _runner(state)
+    try:
+        job = runner.release(job_uid)
+    except (JobNotFound, InvalidTransition) as err:
+        raise click.ClickException(str(err)) from err
+    stages = [s.name for s in job.status.stages]
+    with RichReporter(console, stages, enabled=not no_progress) as rep:
+        job = runner.run(job_uid, rep)
+    _finish(job, False)
+
+
+@cli.command()
+@click.argument("job_uid")
 @pass_state
 def cancel(state: CliState, job_uid: str) -> None:
     """Cancel a job; it stops before its next stage."""
@@ -402,6 +426,9 @@ def _finish(job: Any, as_json: bool) -> None:
         _print_job(job)
     if job.status.phase.value in ("Failed", "Cancelled"):
         sys.exit(1)
+    if job.status.phase.value in ("DeliveryPending", "AwaitingReview"):
+        console.print(f"the job is waiting; `radpipe release {job.uid}` continues it")
+        sys.exit(3)
 
 
 def main() -> None:

@@ -130,3 +130,30 @@ def test_apps_and_config_commands(settings: Settings) -> None:
     assert "store" in schema["properties"]
     config = runner.invoke(cli, ["config", "show"])
     assert "backend: local" in config.output
+
+
+def test_held_job_exits_3_and_release_finishes_it(toy_app: Settings, tmp_path: Path) -> None:
+    config = _config(toy_app, tmp_path)
+    runner = CliRunner()
+    held = runner.invoke(
+        cli,
+        [
+            "--config",
+            str(config),
+            "run",
+            "--accession",
+            "A",
+            "--app",
+            "toy",
+            "--no-progress",
+            "--option",
+            "holdOnce=true",
+            "--json",
+        ],
+    )
+    assert held.exit_code == 3
+    uid = json.loads(held.stdout[held.stdout.index("{") :])["metadata"]["name"]
+    assert f"radpipe release {uid}" in held.output
+    released = runner.invoke(cli, ["--config", str(config), "release", uid, "--no-progress"])
+    assert released.exit_code == 0, released.output
+    assert "Succeeded" in released.output

@@ -50,6 +50,7 @@ def test_job_runs_to_success_and_status_is_stored(toy_app: Settings) -> None:
 
 
 def test_transient_failures_are_retried(toy_app: Settings) -> None:
+    toy_app.runner.retry_backoff_seconds = 0.2  # long enough to be seen waiting
     runner = LocalRunner(toy_app)
     job = runner.submit(_spec(failTimes=2))
     recorder = Recorder()
@@ -93,6 +94,21 @@ def test_runner_crash_mid_stage_resumes_without_rerunning_finished_stages(
     assert done.status.phase is Phase.SUCCEEDED
     assert COMPLETED_RUNS[(job.uid, "toy-produce")] == 1
     assert COMPLETED_RUNS[(job.uid, "toy-consume")] == 1
+    assert ATTEMPTS[(job.uid, "toy-consume")] == 2
+
+
+def test_held_job_waits_then_release_continues_without_recomputing(toy_app: Settings) -> None:
+    runner = LocalRunner(toy_app)
+    job = runner.submit(_spec(holdOnce=True))
+    held = runner.run(job.uid)
+    assert held.status.phase is Phase.DELIVERY_PENDING
+    assert held.status.stage("toy-consume").state is StageState.PENDING
+    assert "toy PACS down" in (held.status.message or "")
+    assert runner.run(job.uid).status.phase is Phase.DELIVERY_PENDING  # stays until released
+    runner.release(job.uid)
+    done = runner.run(job.uid)
+    assert done.status.phase is Phase.SUCCEEDED
+    assert COMPLETED_RUNS[(job.uid, "toy-produce")] == 1
     assert ATTEMPTS[(job.uid, "toy-consume")] == 2
 
 

@@ -16,11 +16,13 @@ from radpipe.pipeline.state import (
     WaitForStage,
     mark_cancelled,
     mark_failed,
+    mark_held,
     mark_interrupted,
     mark_started,
     mark_succeeded,
     new_status,
     next_step,
+    release_hold,
 )
 
 APP = AppSpec(
@@ -129,3 +131,19 @@ def test_transitions_do_not_mutate_their_input() -> None:
     status = new_status(APP)
     mark_started(status, "a")
     assert status.stage("a").state is StageState.PENDING
+
+
+def test_hold_waits_in_phase_and_release_reruns_the_stage() -> None:
+    status = mark_succeeded(mark_started(new_status(APP), "a"), "a")
+    status = mark_started(status, "b")
+    status = mark_held(status, "b", Phase.DELIVERY_PENDING, "PACS down")
+    assert status.phase is Phase.DELIVERY_PENDING
+    assert status.conditions[0].type == "DeliveryPending"
+    assert next_step(status, APP, POLICY) == Finished(Phase.DELIVERY_PENDING)
+    released = release_hold(status)
+    assert released.phase is Phase.RUNNING
+    assert next_step(released, APP, POLICY) == RunStage("b", 2)
+    with pytest.raises(InvalidTransition, match="not waiting for release"):
+        release_hold(released)
+    with pytest.raises(InvalidTransition, match="cannot hold a job in phase Failed"):
+        mark_held(mark_started(released, "b"), "b", Phase.FAILED, "x")

@@ -27,11 +27,13 @@ from radpipe.pipeline.state import (
     WaitForStage,
     mark_cancelled,
     mark_failed,
+    mark_held,
     mark_interrupted,
     mark_progress,
     mark_started,
     mark_succeeded,
     new_status,
+    release_hold,
 )
 from radpipe.store import ArtifactStore, ObjectNotFound, open_store
 
@@ -160,6 +162,13 @@ class LocalRunner:
         self.save(job)
         return job
 
+    def release(self, uid: str) -> AnalysisJob:
+        """Release a job waiting in DeliveryPending or AwaitingReview; ``run`` goes on."""
+        job = self.get(uid)
+        job.status = release_hold(job.status)
+        self.save(job)
+        return job
+
     def run_stage(
         self, uid: str, stage: str, reporter: RunReporter | None = None
     ) -> tuple[AnalysisJob, StageRun]:
@@ -190,6 +199,10 @@ class LocalRunner:
             if job.status.stage(stage).state.value == "Running":
                 job.status = mark_succeeded(job.status, stage, message=run.result.message)
             self._copy_results(job, stage, run.result)
+        elif run.result.hold is not None:
+            job.status = mark_held(
+                job.status, stage, run.result.hold, run.result.message or "waiting"
+            )
         else:
             job.status = mark_failed(
                 job.status,

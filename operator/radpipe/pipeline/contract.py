@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
-from radpipe.api.models import AnalysisJob, AppSpec, StageSpec
+from radpipe.api.models import AnalysisJob, AppSpec, Phase, StageSpec
 from radpipe.store import ArtifactStore, ObjectInfo, ObjectNotFound
 
 if TYPE_CHECKING:
@@ -54,6 +54,28 @@ class TransientStageError(StageError):
     retryable = True
 
 
+class HoldJob(StageError):
+    """The stage cannot finish now, and the job should wait in ``phase`` until released.
+
+    Nothing is lost and nothing is recomputed: the stage runs again from its start when
+    a person (or a later retry) releases the job, e.g. ``radpipe release JOB``.
+    """
+
+    phase: ClassVar[Phase]
+
+
+class DeliveryPending(HoldJob):
+    """A delivery destination stayed down: the job waits in DeliveryPending."""
+
+    phase = Phase.DELIVERY_PENDING
+
+
+class AwaitingReview(HoldJob):
+    """Results are held until a radiologist accepts them: the job waits in AwaitingReview."""
+
+    phase = Phase.AWAITING_REVIEW
+
+
 def stage_prefix(job_uid: str, stage: str) -> str:
     """The store prefix that holds everything one stage of one job wrote."""
     return f"jobs/{job_uid}/{stage}/"
@@ -78,10 +100,12 @@ class StageResult(BaseModel):
     schema_version: int = RESULT_SCHEMA_VERSION
     job: str
     stage: str
-    state: Literal["succeeded", "failed"]
+    state: Literal["succeeded", "failed", "held"]
     attempt: int
     message: str | None = None
     retryable: bool = False
+    #: With state "held": the phase the job waits in (DeliveryPending, AwaitingReview).
+    hold: Phase | None = None
     outputs: dict[str, dict[str, Any]] = Field(default_factory=dict)
     metrics: dict[str, float] = Field(default_factory=dict)
     data: dict[str, Any] = Field(default_factory=dict)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from radpipe.api.models import AnalysisJob, AppSpec, utcnow
 from radpipe.pipeline.contract import (
+    HoldJob,
     ProgressCallback,
     StageContext,
     StageError,
@@ -91,6 +92,19 @@ def execute_stage(
             for upstream in stage.requires:
                 ctx.result_of(upstream)
             outcome = stage.run(ctx)
+        except HoldJob as err:
+            log.info(
+                "stage holds the job in %s: %s", err.phase.value, err, extra=_tags(job, stage_name)
+            )
+            result = StageResult(
+                job=job.uid,
+                stage=stage_name,
+                state="held",
+                attempt=attempt,
+                message=str(err),
+                hold=err.phase,
+                provenance=provenance,
+            )
         except StageError as err:
             result = _failure(job, stage_name, attempt, str(err), err.retryable, provenance)
         except StoreError as err:

@@ -237,6 +237,50 @@ def mark_interrupted(
     return new
 
 
+HOLD_PHASES = (Phase.DELIVERY_PENDING, Phase.AWAITING_REVIEW)
+
+
+def mark_held(
+    status: JobStatus, name: str, phase: Phase, message: str, now: datetime | None = None
+) -> JobStatus:
+    """A stage cannot finish now; the job waits in ``phase`` until :func:`release_hold`.
+
+    The stage goes back to Pending (its attempt still counted), so releasing the job
+    runs it again from its start; nothing before it is recomputed.
+    """
+    now = now or utcnow()
+    _require_open(status, f"hold stage {name}")
+    if phase not in HOLD_PHASES:
+        raise InvalidTransition(f"cannot hold a job in phase {phase.value}")
+    new = _copy(status)
+    stage = new.stage(name)
+    if stage.state is not StageState.RUNNING:
+        raise InvalidTransition(f"cannot hold stage {name}: it is {stage.state.value}")
+    stage.state = StageState.PENDING
+    stage.finished_at = now
+    stage.progress = None
+    stage.message = message
+    new.phase = phase
+    new.message = f"stage {name} is waiting: {message}"
+    new.conditions = [
+        Condition(type=phase.value, status="True", reason=f"{phase.value}", message=message)
+    ]
+    return new
+
+
+def release_hold(status: JobStatus) -> JobStatus:
+    """Let a held job (DeliveryPending, AwaitingReview) go on with its waiting stage."""
+    if status.phase not in HOLD_PHASES:
+        raise InvalidTransition(
+            f"cannot release the job: it is {status.phase.value}, not waiting for release"
+        )
+    new = _copy(status)
+    new.phase = Phase.RUNNING
+    new.message = None
+    new.conditions = []
+    return new
+
+
 def mark_cancelled(status: JobStatus, now: datetime | None = None) -> JobStatus:
     """Someone cancelled the job; running stages are abandoned."""
     now = now or utcnow()
