@@ -11,7 +11,9 @@ import importlib
 from radpipe.pipeline.contract import Stage
 
 #: Built-in stages, by name, as "module:Class". A later issue adds each when it lands.
-BUILTIN_STAGES: dict[str, str] = {}
+BUILTIN_STAGES: dict[str, str] = {
+    "fetch": "radpipe.stages.fetch:FetchStage",
+}
 
 _registered: dict[str, type[Stage]] = {}
 
