@@ -1,0 +1,134 @@
+"""Postprocess inputs made from a synthetic study's ground truth (tests, bench, demo).
+
+A perfect "model" for a synthetic study: the truth label map on the model grid, the exact
+native ↔ grid transform from the pose the generator applied, and the source instances of
+the series the labels belong to. Scoring postprocess against truth then measures only
+postprocess itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import pydicom
+from numpy.typing import NDArray
+from pydicom.dataset import Dataset
+
+from radpipe.preprocessing import grid
+from radpipe.results.findings import HEMORRHAGE_CLASSES, SliceRef
+from radpipe.results.native import _FLIP, GridMapping, NativeGeometry
+from radpipe.synth.truth import StudyTruth
+
+
+@dataclass
+class SyntheticCase:
+    """One synthetic study prepared as postprocess would see it."""
+
+    truth: StudyTruth
+    study_dir: Path
+    datasets: list[Dataset]  # source series, slice order
+    mapping: GridMapping
+    labels_grid: NDArray[np.uint8] | None = None
+    brain_grid: NDArray[np.bool_] | None = None
+    probabilities: NDArray[np.float32] | None = None  # CT: N × 6
+    slices: list[SliceRef] | None = None
+
+
+def to_model_grid(array: NDArray[Any], affine_ras: NDArray[Any]) -> NDArray[Any]:
+    """Paste an array on a 1 mm RAS grid (integer offset from the model grid) into the grid."""
+    offset = np.round(affine_ras[:3, 3] - np.asarray(grid.ORIGIN_RAS)).astype(int)
+    if not np.allclose(affine_ras[:3, :3], np.eye(3)):
+        raise ValueError("expects a 1 mm RAS-aligned array (nilearn's MNI152 grid)")
+    out = np.zeros(grid.SHAPE, dtype=array.dtype)
+    src = [slice(max(0, -o), min(n, s - o)) for o, n, s in zip(offset, array.shape, grid.SHAPE)]
+    dst = [slice(max(0, o), max(0, o) + (sl.stop - sl.start)) for o, sl in zip(offset, src)]
+    out[tuple(dst)] = array[tuple(src)]
+    return out
+
+
+def read_series(folder: Path) -> tuple[NativeGeometry, list[Dataset]]:
+    """Read a series folder and return its geometry and its instances in slice order."""
+    datasets = [pydicom.dcmread(path) for path in sorted(folder.glob("*.dcm"))]
+    return NativeGeometry.from_datasets(datasets)
+
+
+def pose_mapping(truth: StudyTruth, geometry: NativeGeometry) -> GridMapping:
+    """The exact mapping from the pose: patient LPS = matrix · MNI RAS."""
+    matrix = np.asarray(truth.transform.matrix, dtype=float)
+    grid_to_native = np.eye(4)
+    grid_to_native[:3, :3] = matrix[:3, :3] @ _FLIP  # grid LPS → MNI RAS → patient LPS
+    grid_to_native[:3, 3] = matrix[:3, 3]
+    return GridMapping(geometry, np.linalg.inv(grid_to_native))
+
+
+def brain_mask_grid() -> NDArray[np.bool_]:
+    """nilearn's MNI152 brain mask on the model grid (what preprocess's mask stands for)."""
+    from nilearn.datasets import load_mni152_brain_mask  # slow import: only when used
+
+    image = load_mni152_brain_mask(resolution=1)
+    return to_model_grid(np.asarray(image.dataobj) > 0, np.asarray(image.affine))
+
+
+def load_case(study_dir: Path, *, with_brain: bool = True) -> SyntheticCase:
+    """Prepare a generated study (``radpipe.synth.generate_study``) for postprocess."""
+    study_dir = Path(study_dir)
+    truth = StudyTruth.load(study_dir)
+    if truth.modality == "CT":
+        return _ct_case(truth, study_dir)
+    source = next(s for s in truth.series if s.labels_path)
+    geometry, datasets = read_series(study_dir / source.path)
+    labels_img = nib.load(study_dir / truth.labels_mni)
+    labels = to_model_grid(np.asarray(labels_img.dataobj, dtype=np.uint8), labels_img.affine)
+    return SyntheticCase(
+        truth=truth,
+        study_dir=study_dir,
+        datasets=datasets,
+        mapping=pose_mapping(truth, geometry),
+        labels_grid=labels,
+        brain_grid=brain_mask_grid() if with_brain else None,
+    )
+
+
+def _ct_case(truth: StudyTruth, study_dir: Path) -> SyntheticCase:
+    source = next(s for s in truth.series if s.slice_labels is not None)
+    geometry, datasets = read_series(study_dir / source.path)
+    by_uid = {str(ds.SOPInstanceUID): i for i, ds in enumerate(datasets)}
+    # slice_labels follow the files' instance order; re-order them into slice order
+    files = sorted((study_dir / source.path).glob("*.dcm"))
+    labels_per_slice: list[list[str]] = [[] for _ in datasets]
+    for path, names in zip(files, source.slice_labels or [], strict=False):
+        uid = str(pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID)
+        labels_per_slice[by_uid[uid]] = names
+    probs = np.full((len(datasets), len(HEMORRHAGE_CLASSES)), 0.02, dtype=np.float32)
+    for i, names in enumerate(labels_per_slice):
+        for name in names:
+            probs[i, HEMORRHAGE_CLASSES.index(name)] = 0.95
+        if names:
+            probs[i, 0] = 0.97
+    slices = [
+        SliceRef(str(ds.SOPInstanceUID), int(ds.InstanceNumber), float(ds.ImagePositionPatient[2]))
+        for ds in datasets
+    ]
+    return SyntheticCase(
+        truth=truth,
+        study_dir=study_dir,
+        datasets=datasets,
+        mapping=pose_mapping(truth, geometry),
+        probabilities=probs,
+        slices=slices,
+    )
+
+
+def hu_volume(datasets: list[Dataset]) -> NDArray[np.float32]:
+    """The CT series in Hounsfield units, (slice, row, column)."""
+    return np.stack(
+        [
+            ds.pixel_array.astype(np.float32) * float(ds.get("RescaleSlope", 1))
+            + float(ds.get("RescaleIntercept", 0))
+            for ds in datasets
+        ]
+    )
