@@ -496,7 +496,7 @@ GE: dict[str, tuple[Habit, ...]] = {
         ),
         Habit(
             "mip",
-            ("MIP", "Ax MIP", "SWAN MinIP", "Post MIP"),
+            ("MIP", "Ax MIP", "Post MIP", "MIP +C"),
             "t1c",
             "mip",
             image_type=("DERIVED\\SECONDARY\\REFORMATTED\\MIP", "DERIVED\\SECONDARY\\PROJECTION"),
@@ -990,7 +990,7 @@ PHILIPS: dict[str, tuple[Habit, ...]] = {
         ),
         Habit(
             "mip",
-            ("MIP", "MIP_tra", "MinIP SWIp", "sMIP"),
+            ("MIP", "MIP_tra", "MIP +C", "sMIP"),
             "t1c",
             "mip",
             scanning_sequence="GR",
@@ -1592,12 +1592,13 @@ def sample_series_plan(
     rng: np.random.Generator,
     *,
     family: str | None = None,
+    plane: str | None = None,
     small: bool = False,
 ) -> SeriesPlan:
     """Draw a habit of ``scanner.vendor`` for ``series_class`` and return headers and geometry.
 
-    ``family`` pins one habit family (e.g. "mprage", "flair2d", "headthin"); ``small`` divides
-    matrices and slice counts so tests can generate quickly.
+    ``family`` pins one habit family (e.g. "mprage", "flair2d", "headthin"), ``plane`` the plane
+    ("ax", "sag", "cor"); ``small`` divides matrices and slice counts so tests run quickly.
     """
     if series_class not in SERIES_CLASSES:
         raise ValueError(f"unknown series class {series_class!r}")
@@ -1615,7 +1616,7 @@ def sample_series_plan(
         habits = tuple(pinned)
     habit = _weighted(rng, habits)
     geo = GEOMETRIES[habit.geometry]
-    plane: str = _choice(rng, habit.planes)
+    plane = plane or str(_choice(rng, habit.planes))
     fs = scanner.field_strength
     contrast = "t1c" if series_class == "t1c" else habit.contrast
     if series_class == "derived" and habit.contrast == "t1c" and rng.random() < 0.3:
