@@ -139,16 +139,11 @@ def find_cmd(
     if not studies:
         raise click.ClickException(f"no matching study on {client.node.describe()}")
     console = Console()
-    table = Table(
-        "StudyInstanceUID",
-        "accession",
-        "date",
-        "description",
-        "modalities",
-        "series",
-        "instances",
-        "patient ID",
-    )
+    table = Table()
+    table.add_column("StudyInstanceUID", overflow="fold")
+    for title in ("accession", "date", "description", "modalities", "series", "instances"):
+        table.add_column(title)
+    table.add_column("patient ID", overflow="fold")
     for s in studies:
         table.add_row(
             s.study_instance_uid,
@@ -161,15 +156,14 @@ def find_cmd(
             s.patient_id,
         )
     console.print(table)
+    count = f"{len(studies)} stud{'y' if len(studies) == 1 else 'ies'}"
+    console.print(f"{count} found on {client.node.describe()}")
     for s in studies if with_series else []:
-        sub = Table(
-            "#",
-            "SeriesInstanceUID",
-            "modality",
-            "description",
-            "instances",
-            title=f"series of {s.study_instance_uid}",
-        )
+        sub = Table(title=f"series of {s.study_instance_uid}")
+        sub.add_column("#")
+        sub.add_column("SeriesInstanceUID", overflow="fold")
+        for title in ("modality", "description", "instances"):
+            sub.add_column(title)
         for x in series[s.study_instance_uid]:
             sub.add_row(
                 "" if x.series_number is None else str(x.series_number),

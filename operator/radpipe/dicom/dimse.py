@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pydicom import dcmread
 from pydicom.dataset import Dataset
@@ -41,6 +41,8 @@ from radpipe.dicom.nodes import PacsNode
 from radpipe.dicom.scp import MAX_PDU, StorageReceiver
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Identifiers carry patient names: pynetdicom must never log them.
 _config.LOG_REQUEST_IDENTIFIERS = False
@@ -83,6 +85,14 @@ def _identifier(level: str, **keys: object) -> Dataset:
     return ds
 
 
+def _unique(items: list[T], key: Callable[[T], str]) -> dict[str, T]:
+    """First match per UID: some archives answer once per instance at every level."""
+    unique: dict[str, T] = {}
+    for item in items:
+        unique.setdefault(key(item), item)
+    return unique
+
+
 class DimseClient:
     """A PACS node spoken to over DIMSE (pynetdicom)."""
 
@@ -118,6 +128,7 @@ class DimseClient:
             cfg.host,
             cfg.port,
             ae_title=cfg.ae_title,
+            max_pdu=MAX_PDU,  # associate() ignores ae.maximum_pdu_size
             ext_neg=list(roles) or None,
             evt_handlers=list(handlers) or None,
         )
@@ -210,7 +221,8 @@ class DimseClient:
         if accession:
             keys["AccessionNumber"] = accession
         found = self._find(_identifier("STUDY", **keys), "studies")
-        return [StudyMatch.from_dataset(ds) for ds in found if ds.get("StudyInstanceUID")]
+        studies = [StudyMatch.from_dataset(ds) for ds in found if ds.get("StudyInstanceUID")]
+        return list(_unique(studies, lambda s: s.study_instance_uid).values())
 
     def find_series(self, study_uid: str) -> list[SeriesMatch]:
         """The series of a study, with the instance counts the PACS reports."""
@@ -218,7 +230,8 @@ class DimseClient:
         ident = _identifier("SERIES", StudyInstanceUID=study_uid, SeriesInstanceUID="", **keys)
         found = self._find(ident, f"the series of study {study_uid}")
         series = [SeriesMatch.from_dataset(ds) for ds in found if ds.get("SeriesInstanceUID")]
-        return sorted(series, key=lambda s: (s.series_number or 0, s.series_instance_uid))
+        unique = _unique(series, lambda s: s.series_instance_uid).values()
+        return sorted(unique, key=lambda s: (s.series_number or 0, s.series_instance_uid))
 
     def find_instances(self, study_uid: str, series_uid: str) -> list[str]:
         """SOP Instance UIDs of one series."""
@@ -226,7 +239,8 @@ class DimseClient:
             "IMAGE", StudyInstanceUID=study_uid, SeriesInstanceUID=series_uid, SOPInstanceUID=""
         )
         found = self._find(ident, f"the instances of series {series_uid}")
-        return [str(ds.SOPInstanceUID) for ds in found if ds.get("SOPInstanceUID")]
+        uids = [str(ds.SOPInstanceUID) for ds in found if ds.get("SOPInstanceUID")]
+        return list(dict.fromkeys(uids))
 
     # -- C-GET / C-MOVE ------------------------------------------------------------------
 
