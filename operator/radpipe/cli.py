@@ -301,14 +301,24 @@ def stage_run(state: CliState, job_uid: str, stage_name: str) -> None:
     from radpipe.local.runner import JobNotFound
     from radpipe.pipeline.state import InvalidTransition
 
-    runner = _runner(state)
-    try:
-        job, outcome = runner.run_stage(job_uid, stage_name)
-    except (JobNotFound, InvalidTransition, KeyError) as err:
-        raise click.ClickException(str(err).strip("'\"")) from err
+    if "/" in job_uid:  # NAMESPACE/NAME: an AnalysisJob resource, run by a stage Job pod
+        from radpipe.kube.stagerun import ClusterStageError, run_cluster_stage
+
+        try:
+            outcome = run_cluster_stage(state.settings, job_uid, stage_name)
+        except (ClusterStageError, KeyError) as err:
+            raise click.ClickException(str(err).strip("'\"")) from err
+        shown = job_uid
+    else:
+        runner = _runner(state)
+        try:
+            job, outcome = runner.run_stage(job_uid, stage_name)
+        except (JobNotFound, InvalidTransition, KeyError) as err:
+            raise click.ClickException(str(err).strip("'\"")) from err
+        shown = job.uid
     result = outcome.result
     verb = "already complete" if outcome.reused else result.state
-    click.echo(f"{job.uid} {stage_name}: {verb}")
+    click.echo(f"{shown} {stage_name}: {verb}")
     if not result.complete:
         raise click.ClickException(result.message or "stage failed")
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 API_GROUP = "radpipe.io"
@@ -20,7 +20,17 @@ API_VERSION = "v1alpha1"
 #: What an accession number may look like (DICOM SH: at most 16 characters).
 ACCESSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,15}$"
 
+#: Stage names become part of Kubernetes Job names and labels: a short DNS label.
+STAGE_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,28}[a-z0-9])?$"
+#: AnalysisApp names (and so spec.app): a DNS-1123 label, as Kubernetes object names are.
+APP_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+
 STAGE_NAMES = ("fetch", "classify", "preprocess", "infer", "postprocess", "report", "deliver")
+
+
+def cel(rule: str, message: str, **extra: str) -> dict[str, Any]:
+    """A CEL validation rule for the generated CRD (``x-kubernetes-validations``)."""
+    return {"rule": rule, "message": message, **extra}
 
 
 def utcnow() -> datetime:
@@ -53,17 +63,36 @@ class SeriesRequirements(Resource):
 class ModelRef(Resource):
     """A model the app uses, by its InferenceService name."""
 
-    role: str
-    inference_service: str
+    role: str = Field(max_length=63)
+    inference_service: str = Field(
+        max_length=63, description="name of the KServe InferenceService that serves the model"
+    )
     version: str = Field("latest", description="'latest' floats; any other value pins")
+
+
+_QUANTITY: dict[str, Any] = {
+    "anyOf": [{"type": "integer"}, {"type": "string"}],
+    "x-kubernetes-int-or-string": True,
+}
+#: The schema of a container's resources (only requests/limits), for the CRD.
+_RESOURCES_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "requests": {"type": "object", "additionalProperties": _QUANTITY},
+        "limits": {"type": "object", "additionalProperties": _QUANTITY},
+    },
+}
 
 
 class StageSpec(Resource):
     """One step of an app's pipeline and its settings."""
 
-    name: str
+    name: str = Field(pattern=STAGE_NAME_PATTERN, description="a registered stage (DNS label)")
     settings: dict[str, Any] = Field(default_factory=dict)
-    resources: dict[str, Any] = Field(default_factory=dict, description="Kubernetes resources")
+    resources: Annotated[dict[str, Any], WithJsonSchema(_RESOURCES_SCHEMA)] = Field(
+        default_factory=dict,
+        description="Kubernetes resources (requests/limits) of the stage's Job pod",
+    )
     max_attempts: int | None = Field(None, ge=1, description="overrides the runner default")
     timeout_seconds: int = Field(1800, ge=1)
 
@@ -71,17 +100,32 @@ class StageSpec(Resource):
 class AppSpec(Resource):
     """What an analysis app is: its series needs, models, options and stages."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.stages.all(s, self.stages.filter(t, t.name == s.name).size() == 1)",
+                    "stage names must be unique within an app",
+                ),
+                cel(
+                    "self.models.all(m, self.models.filter(n, n.role == m.role).size() == 1)",
+                    "model roles must be unique within an app",
+                ),
+            ]
+        }
+    )
+
     title: str
     description: str = ""
     modality: Literal["MR", "CT"]
     series: SeriesRequirements = Field(default_factory=SeriesRequirements)
     preprocess: dict[str, Any] = Field(default_factory=dict)
-    models: list[ModelRef] = Field(default_factory=list)
+    models: list[ModelRef] = Field(default_factory=list, max_length=16)
     options: dict[str, Any] = Field(
         default_factory=lambda: {"type": "object", "properties": {}},
         description="JSON schema of the job options; the web form is rendered from it",
     )
-    stages: list[StageSpec] = Field(min_length=1)
+    stages: list[StageSpec] = Field(min_length=1, max_length=24)
     report: dict[str, Any] = Field(default_factory=dict)
     review_required: bool = Field(False, description="hold delivery until a radiologist accepts")
 
@@ -167,17 +211,80 @@ class DeliverySpec(Resource):
     sr: bool = True
 
 
+#: Every spec field but ``cancel`` is fixed once the job exists (checked by the CRD).
+IMMUTABLE_SPEC_FIELDS = (
+    "accession",
+    "app",
+    "options",
+    "priority",
+    "source",
+    "delivery",
+    "studyInstanceUID",
+)
+
+
+def _unchanged(field: str) -> str:
+    return (
+        f"has(self.{field}) == has(oldSelf.{field}) && "
+        f"(!has(self.{field}) || self.{field} == oldSelf.{field})"
+    )
+
+
 class JobSpec(Resource):
     """What a person asked for."""
 
-    accession: str = Field(pattern=ACCESSION_PATTERN, description="1-16 letters, digits, . _ -")
-    app: str = Field(min_length=1, max_length=63)
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    " && ".join(_unchanged(f) for f in IMMUTABLE_SPEC_FIELDS),
+                    "spec is immutable after creation (only spec.cancel may change): "
+                    "create a new AnalysisJob instead",
+                    reason="FieldValueForbidden",
+                ),
+                cel(
+                    "!has(oldSelf.cancel) || !oldSelf.cancel || (has(self.cancel) && self.cancel)",
+                    "a cancelled AnalysisJob cannot be resumed: create a new one",
+                    reason="FieldValueForbidden",
+                ),
+            ]
+        }
+    )
+
+    accession: str = Field(
+        min_length=1,
+        max_length=16,
+        pattern=ACCESSION_PATTERN,
+        description="accession number of the study: 1-16 letters, digits, '.', '_' or '-'",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    f"self.matches('{ACCESSION_PATTERN}')",
+                    "accession must be 1-16 characters: letters, digits, '.', '_' or '-', "
+                    "starting with a letter or digit (a DICOM SH value)",
+                )
+            ]
+        },
+    )
+    app: str = Field(
+        min_length=1,
+        max_length=63,
+        description="name of the AnalysisApp to run (kubectl get analysisapps)",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    f"self.matches('{APP_NAME_PATTERN}')",
+                    "app must be an AnalysisApp name: lowercase letters, digits and '-'",
+                )
+            ]
+        },
+    )
     options: dict[str, Any] = Field(default_factory=dict)
     priority: Priority = Priority.ROUTINE
     source: SourceSpec = Field(default_factory=SourceSpec)
     delivery: DeliverySpec = Field(default_factory=DeliverySpec)
     study_instance_uid: str | None = Field(None, alias="studyInstanceUID", max_length=64)
-    cancel: bool = False
+    cancel: bool = Field(False, description="set true to cancel the job")
 
 
 class StageStatus(Resource):
@@ -190,7 +297,10 @@ class StageStatus(Resource):
     finished_at: datetime | None = None
     message: str | None = None
     progress: float | None = Field(None, ge=0, le=1)
-    pod_job: str | None = None
+    pod_job: str | None = Field(None, description="the Kubernetes Job running this attempt")
+    last_log: str | None = Field(
+        None, description="the last lines the failed attempt printed (its pod's log tail)"
+    )
 
 
 class Condition(Resource):
@@ -207,6 +317,7 @@ class JobStatus(Resource):
     """Observed state of a whole job."""
 
     phase: Phase = Phase.PENDING
+    active_stage: str | None = Field(None, description="the stage running or next to run")
     stages: list[StageStatus] = Field(default_factory=list)
     message: str | None = None
     started_at: datetime | None = None
@@ -215,6 +326,9 @@ class JobStatus(Resource):
     results: dict[str, Any] = Field(default_factory=dict)
     model_versions: dict[str, str] = Field(default_factory=dict)
     conditions: list[Condition] = Field(default_factory=list)
+    observed_generation: int | None = Field(
+        None, description="metadata.generation of the spec this status reflects"
+    )
 
     def stage(self, name: str) -> StageStatus:
         """The status entry of one stage."""
