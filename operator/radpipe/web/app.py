@@ -186,7 +186,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.service = JobService(backend, audit)
+    app.state.service = JobService(backend, audit, settings.warehouse.url)
     app.state.users = UserFile(users_file or auth.users_file_path(settings))
     app.state.oauth = auth.oidc_client(settings)
     app.state.templates = templates()

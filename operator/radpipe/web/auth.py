@@ -92,15 +92,18 @@ def page_user(request: Request) -> User:
 
 
 def api_user(request: Request) -> User:
-    """Dependency of the JSON API: session (with CSRF header on writes) or HTTP Basic."""
-    user = session_user(request)
-    if user is not None:
-        request.state.via_session = True
+    """Dependency of the JSON API: HTTP Basic when sent (explicit credentials win over the
+    ambient cookie), else the session (whose writes need the CSRF header)."""
+    if request.headers.get("authorization"):
+        user = basic_user(request)
+        if user is None:
+            raise HTTPException(status_code=401, detail="wrong user name or password")
+        request.state.via_session = False
         return user
-    user = basic_user(request)
+    user = session_user(request)
     if user is None:
         raise HTTPException(status_code=401, detail="sign in first (session or HTTP Basic)")
-    request.state.via_session = False
+    request.state.via_session = True
     return user
 
 

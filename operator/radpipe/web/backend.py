@@ -132,6 +132,30 @@ class _StoreReporter:
         pass
 
 
+class CachingRunner(LocalRunner):
+    """A LocalRunner that re-reads the app definitions at most every few seconds.
+
+    The runner asks for the apps several times per stage and each read parses every YAML
+    file; in a long-running web process a short cache saves most of that time.
+    """
+
+    APPS_TTL_SECONDS = 10.0
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self._apps: dict[str, AnalysisApp] | None = None
+        self._apps_read = 0.0
+        self._apps_lock = threading.Lock()
+
+    def apps(self) -> dict[str, AnalysisApp]:
+        with self._apps_lock:
+            now = time.monotonic()
+            if self._apps is None or now - self._apps_read > self.APPS_TTL_SECONDS:
+                self._apps = super().apps()
+                self._apps_read = now
+            return dict(self._apps)
+
+
 class LocalBackend(JobBackend):
     """Jobs run by the local runner in worker threads of the web process, highest priority
     first; the pages read their status from the artifact store."""
@@ -141,7 +165,7 @@ class LocalBackend(JobBackend):
     def __init__(
         self, settings: Settings, runner: LocalRunner | None = None, workers: int | None = None
     ) -> None:
-        self.runner = runner or LocalRunner(settings)
+        self.runner = runner or CachingRunner(settings)
         self.store = self.runner.store
         self.workers = workers or settings.web.workers or settings.runner.workers
         self._queue: queue.PriorityQueue[tuple[int, int, str | None]] = queue.PriorityQueue()

@@ -7,7 +7,6 @@ last; the latest one counts.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import Any, Literal
 
@@ -19,7 +18,6 @@ log = logging.getLogger(__name__)
 
 Decision = Literal["accepted", "rejected"]
 REVIEW_FILE = "review.json"
-RETRAINING_FILE = "retraining.json"
 MAX_COMMENT = 2000
 
 
@@ -33,7 +31,12 @@ def get_review(store: ArtifactStore, uid: str) -> dict[str, Any] | None:
 
 
 def record_review(
-    store: ArtifactStore, job: AnalysisJob, decision: Decision, comment: str, reviewer: str
+    store: ArtifactStore,
+    job: AnalysisJob,
+    decision: Decision,
+    comment: str,
+    reviewer: str,
+    warehouse_url: str | None = None,
 ) -> dict[str, Any]:
     """Store a decision (who, when, comment); a rejection goes to the retraining set."""
     if decision not in ("accepted", "rejected"):
@@ -47,34 +50,41 @@ def record_review(
     history = [*previous.get("history", []), entry]
     record = {**history[-1], "job": job.uid, "app": job.spec.app, "history": history}
     if decision == "rejected":
-        record["retraining"] = send_to_retraining(store, job, record)
+        record["retraining"] = send_to_retraining(store, job, record, warehouse_url)
     store.put_json(job_prefix(job.uid) + REVIEW_FILE, record)
     return record
 
 
-def send_to_retraining(store: ArtifactStore, job: AnalysisJob, review: dict[str, Any]) -> str:
-    """Queue a rejected case for retraining; returns where it went.
+def send_to_retraining(
+    store: ArtifactStore, job: AnalysisJob, review: dict[str, Any], warehouse_url: str | None
+) -> str:
+    """Queue a rejected case in the retraining set (radpipe.results.retraining); returns
+    the case's store prefix. The warehouse marks the result rejected when it holds it."""
+    from radpipe.results import retraining
+    from radpipe.results.warehouse import open_warehouse
 
-    Uses the results package's retraining queue when it exists; until then the case is
-    written to ``jobs/<uid>/retraining.json``, which that queue can import.
-    """
+    detail = f"{review['reviewer']}: {review['comment']}"
+    warehouse = None
     try:
-        retraining = importlib.import_module("radpipe.results.retraining")
-    except ImportError:
-        retraining = None
-    hook = getattr(retraining, "add_rejected_case", None)
-    if callable(hook):
-        hook(job=job, reason=review["comment"], reviewer=review["reviewer"])
-        return "results.retraining"
-    case = {
-        "job": job.uid,
-        "app": job.spec.app,
-        "reason": review["comment"],
-        "reviewer": review["reviewer"],
-        "at": review["at"],
-        "modelVersions": job.status.model_versions,
-        "selectedSeries": [s.get("seriesInstanceUID") for s in job.status.selected_series],
-    }
-    store.put_json(job_prefix(job.uid) + RETRAINING_FILE, case)
-    log.info("rejected case queued for retraining", extra={"job": job.uid, "stage": "-"})
-    return job_prefix(job.uid) + RETRAINING_FILE
+        warehouse = open_warehouse(warehouse_url)
+    except Exception:  # the case still goes to the store; the warehouse can import it later
+        log.warning("warehouse unavailable; retraining case kept in the store only")
+    try:
+        if warehouse is not None:
+            try:
+                return retraining.reject(store, warehouse, job.uid, detail)
+            except KeyError:
+                pass  # no results row (e.g. an app without a warehouse step): queue directly
+        return retraining.queue_case(
+            store,
+            warehouse,
+            job_uid=job.uid,
+            app=job.spec.app,
+            reason="rejected",
+            detail=detail,
+            images=retraining.job_images(job.uid),
+            labels=retraining.job_labels(job.uid),
+        )
+    finally:
+        if warehouse is not None:
+            warehouse.close()

@@ -40,9 +40,12 @@ class JobView:
 class JobService:
     """User-aware operations over a :class:`JobBackend`, writing the audit log."""
 
-    def __init__(self, backend: JobBackend, audit: AuditLog) -> None:
+    def __init__(
+        self, backend: JobBackend, audit: AuditLog, warehouse_url: str | None = None
+    ) -> None:
         self.backend = backend
         self.audit = audit
+        self.warehouse_url = warehouse_url
         self._seen: dict[tuple[str, str, str], float] = {}
         self._lock = threading.Lock()
 
@@ -170,7 +173,9 @@ class JobService:
             raise ValueError(
                 f"there is no result to review yet: the job is {job.status.phase.value}"
             )
-        record = record_review(self.backend.store, job, decision, comment, user.name)
+        record = record_review(
+            self.backend.store, job, decision, comment, user.name, self.warehouse_url
+        )
         self.audit.record(user.name, f"review.{decision}", job=uid, client=client)
         return record
 
