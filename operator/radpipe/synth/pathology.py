@@ -13,6 +13,7 @@ Every lesion is built in a small box around it, so 15 metastases cost little mor
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -217,13 +218,20 @@ def _shell_collection(
     return box, mask, p
 
 
-def hemorrhage(base: BaseAnatomy, rng: np.random.Generator) -> Pathology:
-    """One to three hemorrhage subtypes with acute-blood HU values."""
+def hemorrhage(
+    base: BaseAnatomy, rng: np.random.Generator, subtypes: Sequence[str] | None = None
+) -> Pathology:
+    """One to three hemorrhage subtypes (or exactly ``subtypes``) with acute-blood HU values."""
     labels = np.zeros(base.shape, dtype=np.uint8)
     names = list(HEMORRHAGE_CODES)
     weights = np.array([0.6, 1.2, 0.8, 1.0, 1.2])
     k = int(rng.choice([1, 1, 2, 2, 3]))
     chosen = rng.choice(len(names), size=k, replace=False, p=weights / weights.sum())
+    if subtypes is not None:
+        unknown = set(subtypes) - set(names)
+        if unknown:
+            raise ValueError(f"unknown hemorrhage subtype(s): {', '.join(sorted(unknown))}")
+        chosen = np.array([names.index(s) for s in subtypes])
     lesions: list[Lesion] = []
     blood_hu: dict[int, float] = {}
     edema = np.zeros(base.shape, dtype=bool)

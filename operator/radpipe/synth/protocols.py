@@ -1636,11 +1636,12 @@ def sample_series_plan(
     if plane == "sag" and habit.acq == "3D" and rng.random() < 0.5:
         cols = round(matrix * 0.9375)  # e.g. 256 x 240 phase FOV reduction
     if small:
+        # tests: quarter matrices and at most 24 slices covering the same extent
         f = 2 if series_class in CT_CLASSES or matrix <= 256 else 4
         rows, cols = max(64, rows // f), max(64, cols // f)
-        if habit.geometry in ("iso3d", "flair3d", "ctthin", "ctbone", "swi", "tof", "mpr"):
-            thickness, spacing = thickness * 2.5, spacing * 2.5
-            n_slices = max(8, int(n_slices / 2.5))
+        if n_slices > 24 and geo.slab == "mean":
+            stretch = n_slices / 24.0
+            thickness, spacing, n_slices = thickness * stretch, spacing * stretch, 24
     pix = fov / max(rows, cols)
     pixel_spacing = (_fmt(pix, 6), _fmt(pix, 6))
 
