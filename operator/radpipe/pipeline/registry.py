@@ -14,6 +14,9 @@ from radpipe.pipeline.contract import Stage
 BUILTIN_STAGES: dict[str, str] = {
     "fetch": "radpipe.stages.fetch:FetchStage",
     "preprocess": "radpipe.stages.preprocess:PreprocessStage",
+    "postprocess": "radpipe.stages.postprocess:PostprocessStage",
+    "report": "radpipe.stages.report:ReportStage",
+    "deliver": "radpipe.stages.deliver:DeliverStage",
 }
 
 _registered: dict[str, type[Stage]] = {}

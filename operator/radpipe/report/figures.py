@@ -54,6 +54,12 @@ class PlaneFigure:
         Image.fromarray(self.rgb).save(buffer, format="PNG", compress_level=3)
         return buffer.getvalue()
 
+    def jpeg(self) -> bytes:
+        """JPEG bytes: reportlab embeds JPEG as it is, PNG it must decode and re-encode."""
+        buffer = io.BytesIO()
+        Image.fromarray(self.rgb).save(buffer, format="JPEG", quality=92, subsampling=0)
+        return buffer.getvalue()
+
 
 def native_image(datasets: Sequence[Dataset], geometry: NativeGeometry) -> sitk.Image:
     """The source series as a float image (rescaled values) with its geometry."""

@@ -62,9 +62,9 @@ DISCLAIMER = (
 
 @dataclass
 class FigureImage:
-    """One overlay figure as PNG bytes with its caption."""
+    """One overlay figure as image bytes (JPEG or PNG) with its caption."""
 
-    png: bytes
+    data: bytes
     caption: str
 
 
@@ -276,7 +276,12 @@ class ReportBuilder:
         return table
 
     def _impression(self) -> Flowable:
-        lines = [f"• {_escape(f.text)}" for f in self.doc.findings] or ["• No findings."]
+        shown = self.doc.findings
+        if self.doc.app == "hemorrhage":  # the table lists every subtype; say what was seen
+            shown = [f for f in shown if f.present or f.code == "any"]
+        lines = [f"• {_escape(f.text)}" for f in shown] or ["• No findings."]
+        if len(shown) < len(self.doc.findings):
+            lines.append("• No other hemorrhage type detected.")
         if not self.doc.qc.passed:
             lines.append(
                 "• <font color='#b3261e'><b>Quality check:</b> "
@@ -304,8 +309,8 @@ class ReportBuilder:
             return []
         gap = 3 * mm
         size = (self.width - gap * (len(figs) - 1)) / len(figs)
-        size = min(size, 62 * mm)
-        images = [Image(io.BytesIO(f.png), width=size, height=size) for f in figs]
+        size = min(size, 56 * mm)
+        images = [Image(io.BytesIO(f.data), width=size, height=size) for f in figs]
         captions = [Paragraph(_escape(f.caption), self.s["caption"]) for f in figs]
         table = Table([images, captions], colWidths=[size + gap] * len(figs))
         table.setStyle(
@@ -337,8 +342,14 @@ class ReportBuilder:
             out.append(legend)
         return [KeepTogether(out)]
 
-    def _table(self, header: Sequence[str], rows: list[list[str]], widths: list[float]) -> Table:
-        right = [i for i, h in enumerate(header) if h.endswith(")") or h in ("#", "p", "Slice")]
+    def _table(
+        self,
+        header: Sequence[str],
+        rows: list[list[str]],
+        widths: list[float],
+        right: Sequence[int] = (),
+    ) -> Table:
+        """A findings-style table; columns in ``right`` (numbers) are right-aligned."""
         data: list[list[Any]] = [
             [Paragraph(f"<b>{_escape(h)}</b>", self.s["cellr" if i in right else "cell"])]
             for i, h in enumerate(header)
@@ -391,9 +402,21 @@ class ReportBuilder:
                     ],
                     rows,
                     [0.07 * w, 0.41 * w, 0.2 * w, 0.18 * w, 0.14 * w],
+                    right=(0, 2, 3, 4),
                 )
             )
-            out.append(Spacer(1, 2 * mm))
+            total = doc.measurement("totalVolume")
+            if total is not None:
+                out.append(Spacer(1, 1.5 * mm))
+                out.append(
+                    Paragraph(
+                        f"Total lesion volume <b>{total.value:.2f} cm³</b> in "
+                        f"{len(doc.lesions)} lesion{'s' if len(doc.lesions) != 1 else ''}"
+                        f"{_change_text(prior.get('totalVolume'))}.",
+                        self.s["body"],
+                    )
+                )
+            return out
         if doc.app == "hemorrhage":
             rows = [
                 [
@@ -410,6 +433,7 @@ class ReportBuilder:
                     ["Hemorrhage type", "p", "Call", "Change vs prior"],
                     rows,
                     [0.42 * w, 0.14 * w, 0.2 * w, 0.24 * w],
+                    right=(1,),
                 )
             )
             volume = doc.measurement("bleedVolume")
@@ -444,7 +468,8 @@ class ReportBuilder:
             self._table(
                 ["Measurement", "Value", "Unit", "% of brain", "Change vs prior"],
                 rows,
-                [0.4 * w, 0.14 * w, 0.1 * w, 0.14 * w, 0.22 * w],
+                [0.36 * w, 0.14 * w, 0.1 * w, 0.14 * w, 0.26 * w],
+                right=(1, 3),
             )
         )
         if doc.brain_volume_cm3:
@@ -481,6 +506,7 @@ class ReportBuilder:
             ["Measure", "Prior", "Current", "Change (abs)", "Change (%)"],
             rows,
             [0.13 * w, 0.11 * w, 0.11 * w, 0.12 * w, 0.12 * w],
+            right=(1, 2, 3, 4),
         )
         plot = self._trend(prior.trend)
         if plot is not None:
@@ -558,9 +584,7 @@ class ReportBuilder:
             f"<b>Series used.</b> {series or '—'}",
             f"<b>Model.</b> {models or '—'}",
             f"<b>Preprocessing.</b> {pre_text}",
-            "<b>Measurement.</b> Volumes are counted on the model grid and scaled to the "
-            "patient's anatomy by the registration; locations are approximate (MNI152 "
-            "coordinates); overlays are drawn on the original images.",
+            _MEASUREMENT_NOTE.get(doc.app, _MEASUREMENT_NOTE["glioma"]),
         ]
         out.append(Paragraph("<br/>".join(text), self.s["body"]))
         return out
@@ -627,6 +651,18 @@ class ReportBuilder:
         return buffer.getvalue()
 
 
+_MEASUREMENT_NOTE = {
+    "glioma": "<b>Measurement.</b> Volumes are counted on the model grid and scaled to the "
+    "patient's anatomy by the registration; overlays are drawn on the original images.",
+    "metastasis": "<b>Measurement.</b> Lesions are connected components of the model output; "
+    "volumes are scaled to the patient's anatomy by the registration, diameters measured in "
+    "the patient's space; locations are approximate (MNI152 coordinate boxes).",
+    "hemorrhage": "<b>Measurement.</b> Study probabilities are the highest slice "
+    "probabilities; the bleed volume is estimated from Hounsfield units (50–95 HU) on the "
+    "slices the model flagged and is approximate.",
+}
+
+
 def _unit(unit: str) -> str:
     return {"cm3": "cm³", "count": "", "1": ""}.get(unit, unit)
 
@@ -636,6 +672,12 @@ def _change(change: Any, digits: int) -> str:
         return "—"
     pct = "" if change.percent is None else f" ({change.percent:+.0f} %)"
     return f"{change.absolute:+.{digits}f}{pct}"
+
+
+def _change_text(change: Any) -> str:
+    if change is None:
+        return ""
+    return f" (change vs prior {_change(change, 2)} cm³)"
 
 
 def _escape(text: str) -> str:

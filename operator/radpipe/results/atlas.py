@@ -30,6 +30,9 @@ def region(mni_ras: Sequence[float]) -> str:
         return "brainstem"
     if y < -40 and z < -18:
         return "cerebellum"
+    if z < -10 and -45 <= y < 12:
+        # below the Sylvian fissure: lateral is temporal, medial is the brainstem
+        return "temporal lobe" if ax >= 22 else "brainstem"
     if ax < 26 and -35 <= y <= 22 and -8 <= z <= 22:
         return "deep grey matter"
     if 26 <= ax < 42 and -30 <= y <= 25 and -10 <= z <= 22:

@@ -134,12 +134,13 @@ def metastasis_lesions(
     min_diameter_mm: float = 2.0,
     threshold: float = 0.5,
     core_labels: tuple[int, ...] | None = (NCR, ET),
-) -> list[Lesion]:
+) -> tuple[list[Lesion], NDArray[np.uint16]]:
     """Connected lesions of a metastasis prediction on the grid, largest first.
 
     A BraTS-style label map counts only the core (ET + NCR) as lesion, so surrounding edema
     does not merge neighbours; a binary map or a probability map counts every voxel. Lesions
-    whose longest diameter is below ``min_diameter_mm`` are dropped as noise.
+    whose longest diameter is below ``min_diameter_mm`` are dropped as noise. Also returns
+    the grid map of the kept lesions, numbered by lesion id.
     """
     pred = np.asarray(prediction)
     if core_labels and not np.issubdtype(pred.dtype, np.floating) and pred.max(initial=0) > 1:
@@ -147,8 +148,9 @@ def metastasis_lesions(
     else:
         mask = _as_lesion_mask(pred, threshold)
     components, count = ndi.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
+    numbered = np.zeros(pred.shape, dtype=np.uint16)
     if count == 0:
-        return []
+        return [], numbered
     objects = ndi.find_objects(components)
     edge_mm = mapping.volume_scale ** (1.0 / 3.0)  # one grid voxel's edge in patient mm
     found: list[dict[str, Any]] = []
@@ -175,11 +177,14 @@ def metastasis_lesions(
                 "native": centre_native,
                 "mni": centre_mni,
                 "slice": slice_index,
+                "component": index,
             }
         )
     found.sort(key=lambda item: -item["volume"])
     lesions = []
+    lookup = np.zeros(count + 1, dtype=np.uint16)
     for number, item in enumerate(found, start=1):
+        lookup[item["component"]] = number
         side, where = atlas.describe(item["mni"])
         lesions.append(
             Lesion(
@@ -195,7 +200,8 @@ def metastasis_lesions(
                 slice_index=item["slice"],
             )
         )
-    return lesions
+    numbered = lookup[components]
+    return lesions, numbered
 
 
 def metastasis_measurements(lesions: Sequence[Lesion]) -> list[Measurement]:

@@ -132,3 +132,135 @@ def hu_volume(datasets: list[Dataset]) -> NDArray[np.float32]:
             for ds in datasets
         ]
     )
+
+
+def _put_result(
+    store: Any, job_uid: str, stage: str, outputs: dict[str, Any], data: dict[str, Any]
+) -> None:
+    from radpipe.pipeline.contract import StageResult, result_key
+
+    result = StageResult(
+        job=job_uid,
+        stage=stage,
+        state="succeeded",
+        attempt=1,
+        outputs={name: info.as_dict() for name, info in outputs.items()},
+        data=data,
+    )
+    store.put_json(result_key(job_uid, stage), result.model_dump(mode="json"))
+
+
+def seed_upstream(
+    store: Any, job_uid: str, case: SyntheticCase, model: str = "synthetic-truth"
+) -> None:
+    """Write fetch/classify/preprocess/infer results of ``case`` as those stages would.
+
+    The "model" is the ground truth itself, so postprocess can be scored exactly. Only the
+    series the findings map onto is stored (what postprocess and report read).
+    """
+    import io
+
+    import SimpleITK as sitk
+
+    from radpipe.pipeline.contract import stage_prefix
+
+    truth = case.truth
+    role = "ct_brain" if truth.modality == "CT" else "t1c"
+    series = next(s for s in truth.series if s.series_class == role)
+    fetch = stage_prefix(job_uid, "fetch")
+    instances = []
+    fetch_outputs = {}
+    for ds in case.datasets:
+        buffer = io.BytesIO()
+        ds.save_as(buffer, enforce_file_format=True)
+        name = f"instances/{series.series_instance_uid}/{ds.SOPInstanceUID}.dcm"
+        fetch_outputs[name] = store.put_bytes(fetch + name, buffer.getvalue())
+        instances.append({"key": fetch + name, "sop_instance_uid": str(ds.SOPInstanceUID)})
+    manifest = {
+        "study_instance_uid": truth.study_instance_uid,
+        "accession_number": truth.accession,
+        "series": [
+            {
+                "series_instance_uid": series.series_instance_uid,
+                "series_description": series.description,
+                "modality": truth.modality,
+                "instances": instances,
+            }
+        ],
+    }
+    _put_result(store, job_uid, "fetch", fetch_outputs, {"manifest": manifest})
+    _put_result(store, job_uid, "classify", {}, {"roles": {role: series.series_instance_uid}})
+    pre = stage_prefix(job_uid, "preprocess")
+    infer = stage_prefix(job_uid, "infer")
+    pre_outputs: dict[str, Any] = {}
+    if truth.modality == "CT":
+        slices = [
+            {"sopInstanceUID": s.sop_instance_uid, "instanceNumber": s.instance_number, "z": s.z}
+            for s in case.slices or []
+        ]
+        pre_outputs["slices.json"] = store.put_json(pre + "slices.json", {"slices": slices})
+        prediction = case.probabilities
+    else:
+        tfm = sitk.AffineTransform(3)
+        grid_to_native = case.mapping.grid_to_native
+        tfm.SetMatrix([float(v) for v in grid_to_native[:3, :3].ravel()])
+        tfm.SetTranslation([float(v) for v in grid_to_native[:3, 3]])
+        with tempfile_path(".tfm") as path:
+            sitk.WriteTransform(tfm, str(path))
+            pre_outputs["transforms/t1c_to_mni.tfm"] = store.put_file(
+                pre + "transforms/t1c_to_mni.tfm", path
+            )
+        if case.brain_grid is not None:
+            with tempfile_path(".nii.gz") as path:
+                nib.save(nib.Nifti1Image(case.brain_grid.astype(np.uint8), grid.affine_ras()), path)
+                pre_outputs["mask.nii.gz"] = store.put_file(pre + "mask.nii.gz", path)
+        prediction = case.labels_grid
+    _put_result(store, job_uid, "preprocess", pre_outputs, {"summary": "ground truth (synthetic)"})
+    buffer = io.BytesIO()
+    np.save(buffer, prediction)
+    out = {"prediction.npy": store.put_bytes(infer + "prediction.npy", buffer.getvalue())}
+    _put_result(store, job_uid, "infer", out, {"modelVersions": {model: "truth"}})
+
+
+class tempfile_path:  # noqa: N801 - used like a function
+    """A temporary file path with the given suffix, removed afterwards."""
+
+    def __init__(self, suffix: str) -> None:
+        self.suffix = suffix
+
+    def __enter__(self) -> Path:
+        import tempfile
+
+        handle, name = tempfile.mkstemp(suffix=self.suffix)
+        import os
+
+        os.close(handle)
+        self.path = Path(name)
+        return self.path
+
+    def __exit__(self, *exc: object) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def cached_study(kind: str, seed: int, cache: Path | None = None) -> Path:
+    """A small synthetic study, generated once and kept (generation is deterministic).
+
+    Kept under ``$RADPIPE_SYNTH_CACHE`` or ``~/.cache/radpipe/studies``; a study whose
+    truth.json is missing (an interrupted generation) is generated again.
+    """
+    import os
+    import shutil
+
+    from radpipe.synth.study import generate_study
+
+    root = cache or Path(
+        os.environ.get("RADPIPE_SYNTH_CACHE", Path.home() / ".cache" / "radpipe" / "studies")
+    )
+    folder = root / f"{kind}-{seed}-small"
+    if not (folder / "truth" / "truth.json").is_file():
+        shutil.rmtree(folder, ignore_errors=True)
+        partial = root / f".{folder.name}.partial"
+        shutil.rmtree(partial, ignore_errors=True)
+        generate_study(kind, partial, seed=seed, small=True)
+        partial.rename(folder)
+    return folder

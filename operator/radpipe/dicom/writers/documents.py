@@ -105,6 +105,8 @@ def make_overlay_images(
             **_patient_study(reference),  # type: ignore[arg-type]
         )
         sc.BurnedInAnnotation = "NO"
+        # General Series Laterality is required unless the body part is unpaired (the head)
+        sc.BodyPartExamined = reference.get("BodyPartExamined", "HEAD") or "HEAD"
         sc.ConversionType = "WSD"
         fix_timestamps(sc, info.content_datetime)
         out.append(sc)
