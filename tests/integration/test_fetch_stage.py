@@ -124,3 +124,10 @@ def test_incomplete_series_is_retryable_and_named(orthanc: OrthancServer, tmp_pa
     _, _, result = _fetch(tmp_path, node, study.accession)
     assert result.state == "failed" and result.retryable
     assert f"series 2 'T2' ({study.series_uids[1]}) is incomplete: 2 of 3" in (result.message or "")
+
+
+def test_association_rejected_fails_with_the_fix(orthanc: OrthancServer, tmp_path: Path) -> None:
+    _, _, result = _fetch(tmp_path, orthanc.dimse_node(ae_title="WRONG-AET"), _accession())
+    assert result.state == "failed" and not result.retryable
+    message = result.message or ""
+    assert "rejected the C-FIND association" in message and "ae_title ('WRONG-AET')" in message
