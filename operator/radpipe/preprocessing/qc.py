@@ -9,7 +9,7 @@ Three measures, all on the model grid inside the brain:
 * **field-of-view coverage** – the fraction of the template brain that each series covers.
 
 Thresholds were set on synthetic studies (good registrations vs the same images moved
-by 8 mm / 8°); see ``tests/unit/test_preprocess_qc.py``. Below a *review* threshold the
+by 3–12 mm or rotated 8°); see ``tests/unit/test_preprocess_qc.py``. Below a *review* threshold the
 job continues and is marked for review; below a *fail* threshold (or with the brain
 mostly outside the field of view) the input is unusable and the stage fails.
 """
@@ -29,9 +29,13 @@ Status = Literal["pass", "review", "fail"]
 class QCThresholds:
     """Where a run is flagged for review, and where it is refused."""
 
-    template_nmi_review: float = 1.12
-    template_nmi_fail: float = 1.04
-    channel_nmi_review: float = 1.06
+    # Synthetic studies score 1.16–1.25 when well registered; moving the anchor 3 mm drops
+    # it to ~1.08, 8 mm to ~1.03; unrelated images (noise, another body part) score ~1.00.
+    template_nmi_review: float = 1.10
+    template_nmi_fail: float = 1.015
+    # Well co-registered channels score 1.09 (FLAIR) to 1.33 (T1c); 5 mm off drops FLAIR
+    # to ~1.045.
+    channel_nmi_review: float = 1.04
     coverage_review: float = 0.95  # of the template brain inside the anchor's field of view
     coverage_fail: float = 0.6
     channel_coverage_review: float = 0.8

@@ -59,7 +59,7 @@ def array_xyz(img: sitk.Image) -> NDArray[Any]:
 class Template:
     """The MNI152 T1 template and its brain mask (LPS SimpleITK images) plus identity."""
 
-    t1: sitk.Image  # float32, brain-extracted T1 (0–255 range)
+    t1: sitk.Image  # float32, brain-extracted T1 (intensities 0…1)
     mask: sitk.Image  # uint8 brain mask
     sha256: str  # of the cached arrays: what exactly we registered to
     source: str
