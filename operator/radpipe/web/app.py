@@ -4,6 +4,7 @@ metrics. :func:`create_app` builds it from settings; ``radpipe web`` serves it."
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -103,6 +104,16 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _header(key: str) -> str:
+    """'diameterMm' -> 'Diameter (mm)'; 'volumeCm3' -> 'Volume (cm³)'."""
+    units = {"Mm": " (mm)", "Cm3": " (cm³)", "Ml": " (ml)", "Pct": " (%)"}
+    for suffix, unit in units.items():
+        if key.endswith(suffix) and len(key) > len(suffix):
+            return _header(key[: -len(suffix)]) + unit
+    words = re.sub(r"(?<!^)(?=[A-Z])", " ", key).replace("_", " ").lower()
+    return words[:1].upper() + words[1:]
+
+
 def result_tables(results: dict[str, Any]) -> list[dict[str, Any]]:
     """The job's results as tables: volumes, the findings list, other measurements."""
     tables: list[dict[str, Any]] = []
@@ -125,7 +136,8 @@ def result_tables(results: dict[str, Any]) -> list[dict[str, Any]]:
         rows = [
             [_cell(item.get(c, "")) for c in columns] for item in findings if isinstance(item, dict)
         ]
-        tables.append({"title": "Findings", "headers": columns, "rows": rows})
+        headers = [_header(c) for c in columns]
+        tables.append({"title": "Findings", "headers": headers, "rows": rows})
     other = [
         [k, _cell(v)]
         for k, v in results.items()

@@ -86,8 +86,11 @@ def login_page(request: Request, next: str = "/") -> HTMLResponse:
     return render(request, "login.html", _login_context(request, next))
 
 
-def _login_context(request: Request, next_url: str, error: str = "") -> dict[str, Any]:
+def _login_context(
+    request: Request, next_url: str, error: str = "", username: str = ""
+) -> dict[str, Any]:
     return {
+        "username": username,
         "next": auth.safe_next(next_url),
         "error": error,
         "oidc": request.app.state.oauth is not None,
@@ -104,7 +107,9 @@ async def login(request: Request) -> Response:
     audit = _service(request).audit
     if user is None:
         audit.record(name or "-", "login", outcome="failed", client=_client(request), via="local")
-        context = _login_context(request, fields.get("next", "/"), "Wrong user name or password.")
+        context = _login_context(
+            request, fields.get("next", "/"), "Wrong user name or password.", name
+        )
         return render(request, "login.html", context, status_code=401)
     auth.sign_in(request, user)
     audit.record(user.name, "login", client=_client(request), via="local")

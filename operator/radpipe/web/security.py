@@ -23,7 +23,8 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "SAMEORIGIN",
     "X-Content-Type-Options": "nosniff",
     # URLs carry accession numbers (launch links): never send them to another site.
-    "Referrer-Policy": "no-referrer",
+    # (Not no-referrer: with it, browsers send "Origin: null" on our own form posts.)
+    "Referrer-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=()",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
@@ -62,7 +63,7 @@ def cross_site(request: Request) -> bool:
     send neither (curl, scripts) are not browsers and cannot be forged into a request.
     """
     origin = request.headers.get("origin")
-    if origin is not None:
+    if origin is not None and origin != "null":
         return origin != _own_origin(request)
     return request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none")
 
