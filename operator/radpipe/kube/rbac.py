@@ -98,20 +98,23 @@ def manifests(namespace: str, job_namespaces: list[str]) -> list[dict[str, Any]]
             "metadata": _meta(f"{STAGE_ACCOUNT}-apps"),
             "rules": STAGE_CLUSTER_RULES,
         },
-        {
-            "apiVersion": rbac,
-            "kind": "ClusterRoleBinding",
-            "metadata": _meta(f"{STAGE_ACCOUNT}-apps"),
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": f"{STAGE_ACCOUNT}-apps",
-            },
-            "subjects": [_subject(STAGE_ACCOUNT, ns) for ns in job_namespaces],
-        },
     ]
     for job_namespace in job_namespaces:
         docs.append(_account(STAGE_ACCOUNT, job_namespace))
+        # One binding per namespace, so adding a namespace never rewrites another's.
+        docs.append(
+            {
+                "apiVersion": rbac,
+                "kind": "ClusterRoleBinding",
+                "metadata": _meta(f"{STAGE_ACCOUNT}-apps-{job_namespace}"),
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": f"{STAGE_ACCOUNT}-apps",
+                },
+                "subjects": [_subject(STAGE_ACCOUNT, job_namespace)],
+            }
+        )
         docs.append(
             {
                 "apiVersion": rbac,

@@ -24,9 +24,6 @@ from radpipe.store import open_store
 
 log = logging.getLogger(__name__)
 
-#: Stages that talk to model servers, and so need the InferenceService URLs.
-MODEL_STAGES = ("infer",)
-
 
 class ClusterStageError(Exception):
     """The stage could not even start (job or app unreadable); the message says why."""
@@ -93,7 +90,9 @@ def run_cluster_stage(
             attempt = max(1, job.status.stage(stage).attempts)
         except KeyError:
             attempt = 1
-    if stage in MODEL_STAGES and app.spec.models:
+    # The infer stage is the one that calls the models; resolving for every stage of an
+    # app with models costs one GET per model and keeps stage code cluster-agnostic.
+    if app.spec.models:
         try:
             point_models_at_services(cluster, job, app, settings)
         except ClusterError as err:
