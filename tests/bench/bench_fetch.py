@@ -30,13 +30,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO), str(REPO / "operator")]
 
-from tests.fixtures.pacs import ORTHANC_AET, RADPIPE_AET, OrthancServer  # noqa: E402
-
 from radpipe.dicom.client import open_client  # noqa: E402
 from radpipe.dicom.instances import StudySink  # noqa: E402
 from radpipe.dicom.nodes import PacsNode  # noqa: E402
 from radpipe.dicom.retrieve import StudyRetriever  # noqa: E402
 from radpipe.store import LocalStore  # noqa: E402
+from tests.fixtures.pacs import ORTHANC_AET, RADPIPE_AET, OrthancServer  # noqa: E402
 
 MIN_INSTANCES = 600
 

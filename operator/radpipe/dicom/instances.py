@@ -230,6 +230,7 @@ class StudySink:
         self.duplicates = 0
         self.foreign = 0
         self._corrupt_serial = 0
+        self._writing: set[str] = set()
 
     # -- receiving -----------------------------------------------------------------------
 
@@ -248,13 +249,20 @@ class StudySink:
             with self._lock:
                 self.foreign += 1
             return 0x0124  # Refused: not authorized — we did not ask for this study
+        sop = header.sop_instance_uid
         with self._lock:
             state = self.series.setdefault(header.series_instance_uid, SeriesState())
-            if header.sop_instance_uid in state.instances:
+            if sop in state.instances or sop in self._writing:
                 self.duplicates += 1
                 return 0x0000
-        key = f"instances/{header.series_instance_uid}/{header.sop_instance_uid}.dcm"
-        self._write(key, data)
+            self._writing.add(sop)  # a copy arriving meanwhile on another association waits out
+        key = f"instances/{header.series_instance_uid}/{sop}.dcm"
+        try:
+            self._write(key, data)
+        except BaseException:
+            with self._lock:
+                self._writing.discard(sop)
+            raise
         record = StoredInstance(
             key=key,
             sop_instance_uid=header.sop_instance_uid,
@@ -267,8 +275,9 @@ class StudySink:
         with self._lock:
             if fields and not state.fields:
                 state.fields = fields
-            state.instances[header.sop_instance_uid] = record
-            state.corrupt.pop(header.sop_instance_uid, None)
+            state.instances[sop] = record
+            self._writing.discard(sop)
+            state.corrupt.pop(sop, None)
             self.bytes_received += len(data)
             total = self.instance_count
         if self._on_instance is not None:
