@@ -173,7 +173,8 @@ def _mr_protocol(scanner: Scanner, rng: np.random.Generator, small: bool, kind: 
         acqs.append(_Acq(plan("swi"), "swi", "swi"))
     t1c = plan("t1c", t1_family, t1_plane)
     acqs.append(_Acq(t1c, "t1c", "t1c", truth_labels=True))
-    derived = plan("derived", str(rng.choice(["mpr", "mpr", "mip"])))
+    mpr = "reformat" if v == "ge" else "mpr"
+    derived = plan("derived", str(rng.choice([mpr, mpr, "mip"])))
     acqs.append(_Acq(derived, "derived", derived.contrast))
     return acqs
 
