@@ -257,3 +257,19 @@ def test_openapi_document_describes_the_api(client: TestClient) -> None:
     apps = client.get("/api/v1/apps", headers=_basic("rex")).json()
     webtoy = next(a for a in apps if a["name"] == "webtoy")
     assert webtoy["options"]["properties"]["includeEdema"]["type"] == "boolean"
+
+
+def test_held_delivery_and_review_gate_are_released_from_the_page(client: TestClient) -> None:
+    csrf = sign_in(client, "rita")
+    held = _submit(client, csrf, **{"opt.webtoy.holdDeliveryOnce": "on"})
+    gated = _submit(client, csrf, **{"opt.webtoy.requireReview": "on"})
+    wait_for_phase(client, held, {"DeliveryPending"})
+    page = client.get(f"/jobs/{held}").text
+    assert "HOSPITAL-PACS did not answer" in page and 'id="retry-delivery"' in page
+    client.post(f"/jobs/{held}/retry-delivery", data={"csrf_token": csrf})
+    assert wait_for_phase(client, held, {"Succeeded"})["status"]["phase"] == "Succeeded"
+    wait_for_phase(client, gated, {"AwaitingReview"})
+    accept = {"csrf_token": csrf, "decision": "accepted", "comment": ""}
+    client.post(f"/jobs/{gated}/review", data=accept)
+    job = wait_for_phase(client, gated, {"Succeeded", "Failed"})
+    assert job["status"]["results"]["deliveredTo"] == ["hospital-pacs"]

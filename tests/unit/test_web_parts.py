@@ -17,7 +17,8 @@ from radpipe.cli import cli
 from radpipe.config import Settings
 from radpipe.local.runner import JobNotFound, SubmitError
 from radpipe.web.auth import oidc_user
-from radpipe.web.cluster import RETRY_DELIVERY, ClusterBackend
+from radpipe.web.backend import BackendError
+from radpipe.web.cluster import RELEASE, ClusterBackend
 from radpipe.web.forms import option_fields, parse_request
 from radpipe.web.users import User, UserFile, hash_password, verify_password
 
@@ -152,8 +153,11 @@ def test_cluster_backend_creates_analysisjob_resources(settings: Settings) -> No
     assert backend.get("0f0e-uid").metadata.name == job.metadata.name
     assert [j.metadata.name for j in backend.list_jobs()] == [job.metadata.name]
     assert backend.cancel("0f0e-uid").spec.cancel is True
+    with pytest.raises(BackendError, match="only a waiting delivery"):
+        backend.retry_delivery(job.metadata.name)
+    api.objects[job.metadata.name]["status"] = {"phase": "DeliveryPending"}
     retried = backend.retry_delivery(job.metadata.name)
-    assert RETRY_DELIVERY in retried.metadata.annotations
+    assert RELEASE in retried.metadata.annotations  # the operator's release annotation
     with pytest.raises(JobNotFound):
         backend.get("nope")
     with pytest.raises(SubmitError, match="includeEdema"):

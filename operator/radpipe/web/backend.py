@@ -28,6 +28,7 @@ from radpipe.config import Settings
 from radpipe.local.runner import JobNotFound, LocalRunner, SubmitError
 from radpipe.logs import accession_hash
 from radpipe.pipeline.contract import StageResult
+from radpipe.pipeline.state import InvalidTransition
 from radpipe.store import ArtifactStore
 
 log = logging.getLogger(__name__)
@@ -99,6 +100,10 @@ class JobBackend(ABC):
     @abstractmethod
     def retry_delivery(self, uid: str) -> AnalysisJob:
         """Send the results of a job whose delivery failed or waits, again."""
+
+    @abstractmethod
+    def release(self, uid: str) -> AnalysisJob:
+        """Let a job held in AwaitingReview or DeliveryPending go on."""
 
     def start(self) -> None:  # noqa: B027 - optional hook
         """Start background work (the local worker threads)."""
@@ -198,16 +203,26 @@ class LocalBackend(JobBackend):
         return self.runner.cancel(uid)
 
     def retry_delivery(self, uid: str) -> AnalysisJob:
-        lead_method = getattr(self.runner, "retry_delivery", None)
-        job = lead_method(uid) if callable(lead_method) else self._reopen_delivery(uid)
+        job = self.runner.get(uid)
+        if job.status.phase is Phase.DELIVERY_PENDING:
+            return self.release(uid)
+        job = self._reopen_delivery(uid)
+        self._enqueue(job)
+        return job
+
+    def release(self, uid: str) -> AnalysisJob:
+        try:
+            job = self.runner.release(uid)
+        except InvalidTransition as err:
+            raise BackendError(str(err)) from err
         self._enqueue(job)
         return job
 
     def _reopen_delivery(self, uid: str) -> AnalysisJob:
-        """Set the delivery stage back to Pending so the runner sends the results again.
+        """Set a failed delivery stage back to Pending so the runner sends the results again.
 
-        Stands in until the runner has its own ``retry_delivery``: allowed when delivery
-        waits (DeliveryPending) or when the job failed in the delivery stage only.
+        The runner's own ``release`` covers held deliveries (DeliveryPending); this covers
+        a delivery that failed for good (e.g. a refused association) once it is fixed.
         """
         job = self.runner.get(uid)
         try:
@@ -219,9 +234,8 @@ class LocalBackend(JobBackend):
             for s in job.status.stages
             if s.name != DELIVERY_STAGE
         )
-        waiting = job.status.phase is Phase.DELIVERY_PENDING
         failed_there = job.status.phase is Phase.FAILED and stage.state is StageState.FAILED
-        if not earlier_done or not (waiting or failed_there):
+        if not earlier_done or not failed_there:
             raise BackendError(
                 f"delivery can be retried only when it failed or waits; the job is "
                 f"{job.status.phase.value} (delivery {stage.state.value})"

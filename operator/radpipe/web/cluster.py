@@ -11,7 +11,15 @@ from typing import Any
 from pydantic import ValidationError
 
 from radpipe.api.apps import load_apps
-from radpipe.api.models import API_GROUP, API_VERSION, AnalysisApp, AnalysisJob, JobSpec, utcnow
+from radpipe.api.models import (
+    API_GROUP,
+    API_VERSION,
+    AnalysisApp,
+    AnalysisJob,
+    JobSpec,
+    Phase,
+    utcnow,
+)
 from radpipe.config import Settings
 from radpipe.local.runner import JobNotFound, new_job_uid
 from radpipe.store import ArtifactStore, open_store
@@ -21,9 +29,9 @@ log = logging.getLogger(__name__)
 
 JOBS_PLURAL = "analysisjobs"
 APPS_PLURAL = "analysisapps"
-#: Set by the web app's "retry delivery" button; the operator re-runs delivery when it sees
-#: a value it has not acted on yet.
-RETRY_DELIVERY = "radpipe.io/retry-delivery"
+#: The operator's release annotation (radpipe.kube.names.ANNOTATION_RELEASE, not imported:
+#: nothing imports kube but the CLI): a held job's waiting stage runs again.
+RELEASE = "radpipe.io/release"
 
 
 def kubernetes_api(settings: Settings) -> Any:
@@ -159,8 +167,18 @@ class ClusterBackend(JobBackend):
         return self._patch(name, {"spec": {"cancel": True}}, "cancel the AnalysisJob")
 
     def retry_delivery(self, uid: str) -> AnalysisJob:
-        """Ask the operator to deliver again, through an annotation it watches."""
+        """Ask the operator to deliver again (a delivery held in DeliveryPending)."""
+        job = self.get(uid)
+        if job.status.phase is not Phase.DELIVERY_PENDING:
+            raise BackendError(
+                f"in cluster mode only a waiting delivery (DeliveryPending) can be retried; "
+                f"the job is {job.status.phase.value}: request the analysis again"
+            )
+        return self.release(uid)
+
+    def release(self, uid: str) -> AnalysisJob:
+        """Set the operator's release annotation on a held job."""
         name = self._get_raw(uid)["metadata"]["name"]
         stamp = utcnow().isoformat(timespec="seconds")
-        patch = {"metadata": {"annotations": {RETRY_DELIVERY: stamp}}}
-        return self._patch(name, patch, "ask the operator to retry delivery")
+        patch = {"metadata": {"annotations": {RELEASE: stamp}}}
+        return self._patch(name, patch, "release the AnalysisJob")

@@ -290,10 +290,10 @@ def report_pdf(request: Request, uid: str, user: PageUser, download: bool = Fals
     return pdf_response(request, key, uid, download)
 
 
-@router.get("/jobs/{uid}/files/{stage}/{name}")
-def job_image(request: Request, uid: str, stage: str, name: str, user: PageUser) -> Response:
-    """An overlay image of a job."""
-    key = f"jobs/{uid}/{stage}/{name}"
+@router.get("/jobs/{uid}/files/{path:path}")
+def job_image(request: Request, uid: str, path: str, user: PageUser) -> Response:
+    """An overlay or figure image of a job (only those the job page lists)."""
+    key = f"jobs/{uid}/{path}"
     try:
         _service(request).image(user, uid, key, _client(request))
     except JobNotFound as err:
