@@ -87,7 +87,7 @@ def label_centre(labels: NDArray[Any], geometry: NativeGeometry, value: int | No
     if not mask.any():
         index = (np.array(labels.shape) - 1) / 2.0
     else:
-        components, count = ndi.label(mask)
+        components, _ = ndi.label(mask)
         largest = int(np.argmax(np.bincount(components.ravel())[1:])) + 1
         index = np.argwhere(components == largest).mean(axis=0)
     kji = np.array([index[2], index[1], index[0], 1.0])
@@ -105,7 +105,7 @@ def _plane(
     default: float,
 ) -> NDArray[Any]:
     cols, rows, normal = (np.asarray(v, dtype=float) for v in PLANES[plane])
-    n = int(round(field_mm / pixel_mm))
+    n = round(field_mm / pixel_mm)
     origin = centre - cols * (n / 2.0) * pixel_mm - rows * (n / 2.0) * pixel_mm
     reference = sitk.Image([n, n, 1], sitk.sitkUInt8)
     reference.SetSpacing((pixel_mm, pixel_mm, pixel_mm))

@@ -261,6 +261,7 @@ class ReportBuilder:
         table.setStyle(
             TableStyle(
                 [
+                    ("FONTNAME", (0, 0), (-1, -1), REGULAR),
                     ("BACKGROUND", (0, 0), (-1, -1), ZEBRA),
                     ("VALIGN", (0, 0), (-1, -1), "TOP"),
                     ("LEFTPADDING", (0, 0), (-1, -1), 6),
@@ -294,6 +295,7 @@ class ReportBuilder:
         box.setStyle(
             TableStyle(
                 [
+                    ("FONTNAME", (0, 0), (-1, -1), REGULAR),
                     ("LINEBEFORE", (0, 0), (0, -1), 2.5, self.primary),
                     ("LEFTPADDING", (0, 0), (-1, -1), 8),
                     ("TOPPADDING", (0, 0), (-1, 0), 0),
@@ -316,6 +318,7 @@ class ReportBuilder:
         table.setStyle(
             TableStyle(
                 [
+                    ("FONTNAME", (0, 0), (-1, -1), REGULAR),
                     ("ALIGN", (0, 0), (-1, -1), "CENTER"),
                     ("LEFTPADDING", (0, 0), (-1, -1), 0),
                     ("RIGHTPADDING", (0, 0), (-1, -1), 0),
@@ -333,6 +336,7 @@ class ReportBuilder:
             legend.setStyle(
                 TableStyle(
                     [
+                        ("FONTNAME", (0, 0), (-1, -1), REGULAR),
                         ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
                         ("LEFTPADDING", (0, 0), (-1, -1), 1),
                         ("TOPPADDING", (0, 0), (-1, -1), 1),
@@ -372,7 +376,7 @@ class ReportBuilder:
         ]
         for r in range(2, len(data), 2):
             style.append(("BACKGROUND", (0, r), (-1, r), ZEBRA))
-        table.setStyle(TableStyle(style))
+        table.setStyle(TableStyle([("FONTNAME", (0, 0), (-1, -1), REGULAR), *style]))
         return table
 
     def _findings_table(self) -> list[Flowable]:
@@ -514,6 +518,7 @@ class ReportBuilder:
             side.setStyle(
                 TableStyle(
                     [
+                        ("FONTNAME", (0, 0), (-1, -1), REGULAR),
                         ("VALIGN", (0, 0), (-1, -1), "TOP"),
                         ("LEFTPADDING", (0, 0), (0, -1), 0),
                     ]
@@ -529,7 +534,7 @@ class ReportBuilder:
         if len(points) < 2:
             return None
         name = str(trend[-1].get("name", ""))
-        drawing = Drawing(62 * mm, 38 * mm)
+        drawing = Drawing(62 * mm, 38 * mm, initialFontName=REGULAR)  # no Helvetica
         plot = LinePlot()
         plot.x, plot.y = 10 * mm, 8 * mm
         plot.width, plot.height = 48 * mm, 24 * mm
@@ -542,9 +547,7 @@ class ReportBuilder:
         plot.xValueAxis.valueMax = len(points) - 0.7
         plot.xValueAxis.valueSteps = [p[0] for p in points]
         labels = [_fmt_date(str(p.get("date", "")))[2:] for p in trend]
-        plot.xValueAxis.labelTextFormat = lambda v: (
-            labels[int(round(v))] if 0 <= v < len(labels) else ""
-        )
+        plot.xValueAxis.labelTextFormat = lambda v: labels[round(v)] if 0 <= v < len(labels) else ""
         plot.xValueAxis.labels.fontName = REGULAR
         plot.xValueAxis.labels.fontSize = 6
         plot.yValueAxis.labels.fontName = REGULAR
@@ -594,6 +597,7 @@ class ReportBuilder:
         box.setStyle(
             TableStyle(
                 [
+                    ("FONTNAME", (0, 0), (-1, -1), REGULAR),
                     ("BOX", (0, 0), (-1, -1), 0.5, RULE),
                     ("BACKGROUND", (0, 0), (-1, -1), ZEBRA),
                     ("VALIGN", (0, 0), (-1, -1), "TOP"),

@@ -12,6 +12,7 @@ Pure functions of arrays; the postprocess stage feeds them what earlier stages w
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -112,10 +113,8 @@ def _longest_diameter(points: NDArray[np.float64]) -> float:
     if len(points) < 2:
         return 0.0
     if len(points) > 4:
-        try:
+        with contextlib.suppress(QhullError):  # flat or degenerate: keep all points
             points = points[ConvexHull(points).vertices]
-        except QhullError:  # flat or degenerate: fall back to all points
-            pass
     return float(pdist(points).max())
 
 
@@ -169,7 +168,7 @@ def metastasis_lesions(
         centre_grid = voxels.mean(axis=0)
         centre_native = mapping.grid_index_to_native_lps(centre_grid[None])[0]
         centre_mni = mni_of_grid_index(centre_grid[None])[0]
-        slice_index = int(round(mapping.native_lps_to_index(centre_native[None])[0][2]))
+        slice_index = round(float(mapping.native_lps_to_index(centre_native[None])[0][2]))
         found.append(
             {
                 "volume": float(len(voxels)) * mapping.grid_voxel_cm3,
@@ -195,7 +194,7 @@ def metastasis_lesions(
                 longest_diameter_mm=round(item["diameter"], 1),
                 centre_patient_mm=[round(float(v), 1) for v in item["native"]],
                 centre_mni_mm=[round(float(v), 1) for v in item["mni"]],
-                hemisphere=side,  # type: ignore[arg-type]
+                hemisphere=side,
                 location=where,
                 slice_index=item["slice"],
             )

@@ -177,7 +177,7 @@ class GridMapping:
     """
 
     geometry: NativeGeometry
-    native_to_grid: NDArray[np.float64]
+    native_to_grid: NDArray[Any]
 
     @classmethod
     def from_transform(cls, geometry: NativeGeometry, transform: sitk.Transform) -> GridMapping:
@@ -185,7 +185,7 @@ class GridMapping:
         return cls(geometry, affine_of(transform))
 
     @property
-    def grid_to_native(self) -> NDArray[np.float64]:
+    def grid_to_native(self) -> NDArray[Any]:
         """Grid LPS → native LPS."""
         return np.linalg.inv(self.native_to_grid)
 

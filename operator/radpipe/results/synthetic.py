@@ -44,8 +44,14 @@ def to_model_grid(array: NDArray[Any], affine_ras: NDArray[Any]) -> NDArray[Any]
     if not np.allclose(affine_ras[:3, :3], np.eye(3)):
         raise ValueError("expects a 1 mm RAS-aligned array (nilearn's MNI152 grid)")
     out = np.zeros(grid.SHAPE, dtype=array.dtype)
-    src = [slice(max(0, -o), min(n, s - o)) for o, n, s in zip(offset, array.shape, grid.SHAPE)]
-    dst = [slice(max(0, o), max(0, o) + (sl.stop - sl.start)) for o, sl in zip(offset, src)]
+    src = [
+        slice(max(0, -o), min(n, s - o))
+        for o, n, s in zip(offset, array.shape, grid.SHAPE, strict=True)
+    ]
+    dst = [
+        slice(max(0, o), max(0, o) + (sl.stop - sl.start))
+        for o, sl in zip(offset, src, strict=True)
+    ]
     out[tuple(dst)] = array[tuple(src)]
     return out
 
@@ -81,7 +87,7 @@ def load_case(study_dir: Path, *, with_brain: bool = True) -> SyntheticCase:
         return _ct_case(truth, study_dir)
     source = next(s for s in truth.series if s.labels_path)
     geometry, datasets = read_series(study_dir / source.path)
-    labels_img = nib.load(study_dir / truth.labels_mni)
+    labels_img: Any = nib.load(study_dir / truth.labels_mni)
     labels = to_model_grid(np.asarray(labels_img.dataobj, dtype=np.uint8), labels_img.affine)
     return SyntheticCase(
         truth=truth,
@@ -193,6 +199,7 @@ def seed_upstream(
     pre = stage_prefix(job_uid, "preprocess")
     infer = stage_prefix(job_uid, "infer")
     pre_outputs: dict[str, Any] = {}
+    prediction: NDArray[Any] | None
     if truth.modality == "CT":
         slices = [
             {"sopInstanceUID": s.sop_instance_uid, "instanceNumber": s.instance_number, "z": s.z}
@@ -216,13 +223,15 @@ def seed_upstream(
                 pre_outputs["mask.nii.gz"] = store.put_file(pre + "mask.nii.gz", path)
         prediction = case.labels_grid
     _put_result(store, job_uid, "preprocess", pre_outputs, {"summary": "ground truth (synthetic)"})
+    if prediction is None:
+        raise ValueError("the synthetic case has no prediction to seed")
     buffer = io.BytesIO()
     np.save(buffer, prediction)
     out = {"prediction.npy": store.put_bytes(infer + "prediction.npy", buffer.getvalue())}
     _put_result(store, job_uid, "infer", out, {"modelVersions": {model: "truth"}})
 
 
-class tempfile_path:  # noqa: N801 - used like a function
+class tempfile_path:
     """A temporary file path with the given suffix, removed afterwards."""
 
     def __init__(self, suffix: str) -> None:
@@ -242,8 +251,8 @@ class tempfile_path:  # noqa: N801 - used like a function
         self.path.unlink(missing_ok=True)
 
 
-def cached_study(kind: str, seed: int, cache: Path | None = None) -> Path:
-    """A small synthetic study, generated once and kept (generation is deterministic).
+def cached_study(kind: str, seed: int, cache: Path | None = None, *, small: bool = True) -> Path:
+    """A synthetic study, generated once and kept (generation is deterministic).
 
     Kept under ``$RADPIPE_SYNTH_CACHE`` or ``~/.cache/radpipe/studies``; a study whose
     truth.json is missing (an interrupted generation) is generated again.
@@ -256,11 +265,11 @@ def cached_study(kind: str, seed: int, cache: Path | None = None) -> Path:
     root = cache or Path(
         os.environ.get("RADPIPE_SYNTH_CACHE", Path.home() / ".cache" / "radpipe" / "studies")
     )
-    folder = root / f"{kind}-{seed}-small"
+    folder = root / f"{kind}-{seed}-{'small' if small else 'full'}"
     if not (folder / "truth" / "truth.json").is_file():
         shutil.rmtree(folder, ignore_errors=True)
         partial = root / f".{folder.name}.partial"
         shutil.rmtree(partial, ignore_errors=True)
-        generate_study(kind, partial, seed=seed, small=True)
+        generate_study(kind, partial, seed=seed, small=small)
         partial.rename(folder)
     return folder

@@ -337,9 +337,9 @@ class PostprocessStage(Stage):
         )
 
     def _warehouse(self, ctx: StageContext, doc: ResultsDocument, series_uid: str) -> None:
-        from radpipe.results import priors, retraining
         from sqlalchemy.exc import OperationalError
 
+        from radpipe.results import priors, retraining
         from radpipe.results.warehouse import open_warehouse
 
         try:

@@ -57,9 +57,9 @@ def make_encapsulated_pdf(
     ds.ConversionType = "WSD"
     # Encapsulated Document module
     now = info.content_datetime
-    ds.ContentDate = now.strftime("%Y%m%d") if now else ""
-    ds.ContentTime = now.strftime("%H%M%S") if now else ""
-    ds.AcquisitionDateTime = now.strftime("%Y%m%d%H%M%S") if now else ""
+    ds.add_new("ContentDate", "DA", now.strftime("%Y%m%d") if now else "")
+    ds.add_new("ContentTime", "TM", now.strftime("%H%M%S") if now else "")
+    ds.add_new("AcquisitionDateTime", "DT", now.strftime("%Y%m%d%H%M%S") if now else "")
     ds.BurnedInAnnotation = "YES"  # the report shows the patient's name and MRN
     ds.DocumentTitle = title[:64]
     code = Dataset()
@@ -88,7 +88,7 @@ def make_overlay_images(
 ) -> list[Dataset]:
     """Secondary-capture RGB images (the report's overlay figures, each with its
     PatientOrientation) for viewers that cannot show SEG."""
-    out = []
+    out: list[Dataset] = []
     for number, (rgb, orientation) in enumerate(images, start=1):
         sc = hd.sc.SCImage(
             pixel_array=np.ascontiguousarray(rgb, dtype=np.uint8),

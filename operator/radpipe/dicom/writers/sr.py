@@ -9,6 +9,7 @@ same UID as the SEG segment) and the algorithm identification, as IHE AIR asks.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import highdicom as hd
 from pydicom.dataset import Dataset
@@ -95,7 +96,7 @@ class _Groups:
             for item in seg.SegmentSequence:
                 self.segment_numbers[str(item.TrackingUID)] = int(item.SegmentNumber)
         self.segments = {s.tracking_uid: s for s in segments}
-        self.groups: list[hd.sr.MeasurementsAndQualitativeEvaluations] = []
+        self.groups: list[Any] = []  # TID 1411 and TID 1501 groups
 
     def measurement(
         self, name: hd.sr.CodedConcept, value: float, unit: hd.sr.CodedConcept
@@ -116,14 +117,8 @@ class _Groups:
     ) -> None:
         """One group: TID 1411 when the SEG has this segment, else TID 1501."""
         number = self.segment_numbers.get(tracking_uid)
-        common = {
-            "tracking_identifier": _tracking(tracking_uid, tracking_id),
-            "finding_type": finding,
-            "algorithm_id": _algorithm(self.info),
-            "finding_sites": [site or hd.sr.FindingSite(anatomic_location=BRAIN)],
-            "measurements": measurements or None,
-            "qualitative_evaluations": evaluations or None,
-        }
+        tracking = _tracking(tracking_uid, tracking_id)
+        sites = [site or hd.sr.FindingSite(anatomic_location=BRAIN)]
         if number is not None and self.seg is not None:
             referenced = hd.sr.ReferencedSegment(
                 sop_class_uid=str(self.seg.SOPClassUID),
@@ -135,11 +130,26 @@ class _Groups:
             )
             self.groups.append(
                 hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
-                    referenced_segment=referenced, **common
+                    tracking_identifier=tracking,
+                    referenced_segment=referenced,
+                    finding_type=finding,
+                    algorithm_id=_algorithm(self.info),
+                    finding_sites=sites,
+                    measurements=measurements or None,
+                    qualitative_evaluations=evaluations or None,
                 )
             )
         else:
-            self.groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(**common))
+            self.groups.append(
+                hd.sr.MeasurementsAndQualitativeEvaluations(
+                    tracking_identifier=tracking,
+                    finding_type=finding,
+                    algorithm_id=_algorithm(self.info),
+                    finding_sites=sites,
+                    measurements=measurements or None,
+                    qualitative_evaluations=evaluations or None,
+                )
+            )
 
 
 def _glioma(doc: ResultsDocument, g: _Groups) -> None:
