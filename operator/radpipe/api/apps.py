@@ -5,6 +5,7 @@ so local and cluster runs use one definition of each app.
 
 from __future__ import annotations
 
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,12 @@ def _parse(text: str, origin: str) -> AnalysisApp:
 
 
 def bundled_apps() -> dict[str, AnalysisApp]:
-    """The apps shipped inside the radpipe package."""
+    """The apps shipped inside the radpipe package (parsed once per process)."""
+    return dict(_parse_bundled())
+
+
+@cache
+def _parse_bundled() -> dict[str, AnalysisApp]:
     apps: dict[str, AnalysisApp] = {}
     folder = resources.files("radpipe.api") / "apps"
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):

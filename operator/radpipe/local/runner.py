@@ -14,7 +14,15 @@ from typing import Protocol
 import jsonschema
 
 from radpipe.api.apps import AppError, load_apps
-from radpipe.api.models import AnalysisApp, AnalysisJob, JobSpec, ObjectMeta, Phase, utcnow
+from radpipe.api.models import (
+    AnalysisApp,
+    AnalysisJob,
+    AppSpec,
+    JobSpec,
+    ObjectMeta,
+    Phase,
+    utcnow,
+)
 from radpipe.config import Settings
 from radpipe.logs import accession_hash
 from radpipe.pipeline.contract import StageResult, job_prefix
@@ -33,6 +41,7 @@ from radpipe.pipeline.state import (
     mark_started,
     mark_succeeded,
     new_status,
+    next_step,
     release_hold,
 )
 from radpipe.store import ArtifactStore, ObjectNotFound, open_store
@@ -170,11 +179,15 @@ class LocalRunner:
         return job
 
     def run_stage(
-        self, uid: str, stage: str, reporter: RunReporter | None = None
+        self,
+        uid: str,
+        stage: str,
+        reporter: RunReporter | None = None,
+        app: AppSpec | None = None,
     ) -> tuple[AnalysisJob, StageRun]:
         """Run one stage of a job and record the outcome in its status."""
         job = self.get(uid)
-        app = self.apps()[job.spec.app].spec
+        app = app or self.apps()[job.spec.app].spec
         status = job.status
         current = status.stage(stage)
         attempt = current.attempts + 1
@@ -230,7 +243,7 @@ class LocalRunner:
             if job.spec.cancel and not job.status.phase.is_final:
                 job.status = mark_cancelled(job.status)
                 self.save(job)
-            step = self._next(job)
+            step = next_step(job.status, app, self.policy)
             if isinstance(step, Finished):
                 if job.status.phase is not step.phase:
                     job.status.phase = step.phase
@@ -247,13 +260,7 @@ class LocalRunner:
                 time.sleep(1.0)
                 continue
             assert isinstance(step, RunStage)
-            self.run_stage(uid, step.name, reporter)
-
-    def _next(self, job: AnalysisJob) -> Finished | RunStage | WaitForRetry | WaitForStage:
-        from radpipe.pipeline.state import next_step
-
-        app = self.apps()[job.spec.app].spec
-        return next_step(job.status, app, self.policy)
+            self.run_stage(uid, step.name, reporter, app)
 
     def _copy_results(self, job: AnalysisJob, stage: str, result: StageResult) -> None:
         """Lift what people look at (selected series, findings) from a result into status."""
