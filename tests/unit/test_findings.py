@@ -155,3 +155,15 @@ def test_schema_versioning() -> None:
         load_document({**wire, "schemaVersion": "2.0"})
     schema = json_schema()
     assert "schemaVersion" in schema["properties"]
+
+
+def test_instance_map_from_infer_gives_the_same_lesions(metastasis: SyntheticCase) -> None:
+    import nibabel as nib
+
+    from radpipe.results.synthetic import to_model_grid
+
+    image = nib.load(metastasis.study_dir / str(metastasis.truth.instances_mni))
+    instances = to_model_grid(np.asarray(image.dataobj).astype(np.uint16), image.affine)  # type: ignore[attr-defined]
+    from_instances, _ = F.metastasis_lesions(instances, metastasis.mapping, "job")
+    from_labels, _ = F.metastasis_lesions(metastasis.labels_grid, metastasis.mapping, "job")
+    assert [les.volume_cm3 for les in from_instances] == [les.volume_cm3 for les in from_labels]

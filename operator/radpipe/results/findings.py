@@ -136,17 +136,22 @@ def metastasis_lesions(
 ) -> tuple[list[Lesion], NDArray[np.uint16]]:
     """Connected lesions of a metastasis prediction on the grid, largest first.
 
-    A BraTS-style label map counts only the core (ET + NCR) as lesion, so surrounding edema
-    does not merge neighbours; a binary map or a probability map counts every voxel. Lesions
+    A uint16/int instance map (infer's output: lesions numbered 1..N) is taken as it is; a
+    uint8 BraTS-style label map counts only the core (ET + NCR) as lesion, so surrounding
+    edema does not merge neighbours; a binary or probability map counts every voxel. Lesions
     whose longest diameter is below ``min_diameter_mm`` are dropped as noise. Also returns
     the grid map of the kept lesions, numbered by lesion id.
     """
     pred = np.asarray(prediction)
-    if core_labels and not np.issubdtype(pred.dtype, np.floating) and pred.max(initial=0) > 1:
-        mask = np.isin(pred, core_labels)
+    if pred.dtype.kind in "iu" and pred.dtype.itemsize > 1:
+        # an instance map (infer's uint16 lesions 1..N): the model already separated them
+        components, count = pred.astype(np.int32), int(pred.max(initial=0))
     else:
-        mask = _as_lesion_mask(pred, threshold)
-    components, count = ndi.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
+        if core_labels and pred.dtype == np.uint8 and pred.max(initial=0) > 1:
+            mask = np.isin(pred, core_labels)  # BraTS labels: the core, not the edema
+        else:
+            mask = _as_lesion_mask(pred, threshold)
+        components, count = ndi.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
     numbered = np.zeros(pred.shape, dtype=np.uint16)
     if count == 0:
         return [], numbered
