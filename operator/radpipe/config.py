@@ -169,6 +169,49 @@ class WebConfig(_Section):
     )
 
 
+class IntakeConfig(_Section):
+    """The DICOM receiver (``radpipe receive``): studies pushed to radpipe start jobs by rule."""
+
+    ae_title: str = Field("RADPIPE-IN", min_length=1, max_length=16, description="our AE title")
+    bind: str = Field("0.0.0.0", description="interface the Storage SCP listens on")
+    port: int = Field(11112, ge=0, le=65535, description="DICOM port (0: any free port)")
+    allowed_calling_aes: list[str] = Field(
+        default_factory=list,
+        description="calling AE titles accepted; an association from any other is rejected "
+        "(empty: accept none)",
+    )
+    quiet_period_seconds: float = Field(
+        30.0, gt=0, description="a study is complete after this long with no new instance"
+    )
+    spool_prefix: str = Field(
+        "intake/", description="artifact-store prefix the received studies are spooled under"
+    )
+    rules: list[dict[str, Any]] = Field(
+        default_factory=list, description="routing rules (see `radpipe rules test`)"
+    )
+    rules_file: Path | None = Field(
+        None, description="YAML file (or directory of them) with routing rules; a ConfigMap"
+    )
+    submit_to: Literal["local", "cluster"] = Field(
+        "local", description="local: the local runner; cluster: AnalysisJob resources"
+    )
+    namespace: str = Field("radpipe", description="cluster: namespace of the AnalysisJobs")
+    max_associations: int = Field(16, ge=1, description="associations served at once")
+
+
+class FhirConfig(_Section):
+    """The FHIR R4 server results go to (DiagnosticReport + Observations); no endpoint: off."""
+
+    endpoint: str | None = Field(None, description="FHIR base URL, e.g. https://emr/fhir")
+    username: str | None = Field(None, description="HTTP Basic user")
+    password: SecretStr | None = Field(None, description="HTTP Basic password (use the env)")
+    token: SecretStr | None = Field(None, description="bearer token (use the env)")
+    timeout_seconds: float = Field(30.0, gt=0, description="per request")
+    attempts: int = Field(3, ge=1, le=10, description="tries before the job waits")
+    backoff_seconds: float = Field(1.0, ge=0, description="first retry delay, doubled")
+    verify_tls: bool = Field(True, description="verify the server's certificate")
+
+
 class Settings(BaseSettings):
     """The whole radpipe configuration."""
 
@@ -190,6 +233,8 @@ class Settings(BaseSettings):
     warehouse: WarehouseConfig = Field(default_factory=WarehouseConfig)
     apps_dir: Path | None = Field(None, description="extra AnalysisApp YAML files")
     web: WebConfig = Field(default_factory=WebConfig)
+    intake: IntakeConfig = Field(default_factory=IntakeConfig)
+    fhir: FhirConfig = Field(default_factory=FhirConfig)
 
     @model_validator(mode="after")
     def _fill_derived_paths(self) -> Settings:

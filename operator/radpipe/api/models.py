@@ -199,6 +199,13 @@ class SourceSpec(Resource):
     """Where the study comes from."""
 
     pacs: str | None = Field(None, description="a configured PACS node name")
+    store_prefix: str | None = Field(
+        None,
+        max_length=256,
+        pattern=r"^[A-Za-z0-9._/-]+/$",
+        description="a study pushed to radpipe's receiver, spooled in the artifact store under "
+        "this prefix (intake/<StudyInstanceUID>/): fetch copies it from there, no PACS query",
+    )
 
 
 class DeliverySpec(Resource):
@@ -211,6 +218,14 @@ class DeliverySpec(Resource):
     sr: bool = True
 
 
+class ReviewSpec(Resource):
+    """Whether results wait for a radiologist before anything is delivered."""
+
+    required: bool = Field(
+        False, description="hold delivery (AwaitingReview) until a radiologist accepts"
+    )
+
+
 #: Every spec field but ``cancel`` is fixed once the job exists (checked by the CRD).
 IMMUTABLE_SPEC_FIELDS = (
     "accession",
@@ -220,6 +235,7 @@ IMMUTABLE_SPEC_FIELDS = (
     "source",
     "delivery",
     "studyInstanceUID",
+    "review",
 )
 
 
@@ -284,6 +300,9 @@ class JobSpec(Resource):
     source: SourceSpec = Field(default_factory=SourceSpec)
     delivery: DeliverySpec = Field(default_factory=DeliverySpec)
     study_instance_uid: str | None = Field(None, alias="studyInstanceUID", max_length=64)
+    review: ReviewSpec | None = Field(
+        None, description="review gate; the app's reviewRequired also holds delivery"
+    )
     cancel: bool = Field(False, description="set true to cancel the job")
 
 
