@@ -300,8 +300,9 @@ class JobSpec(Resource):
     source: SourceSpec = Field(default_factory=SourceSpec)
     delivery: DeliverySpec = Field(default_factory=DeliverySpec)
     study_instance_uid: str | None = Field(None, alias="studyInstanceUID", max_length=64)
-    review: ReviewSpec | None = Field(
-        None, description="review gate; the app's reviewRequired also holds delivery"
+    review: ReviewSpec = Field(
+        default_factory=ReviewSpec,
+        description="review gate; the app's reviewRequired also holds delivery",
     )
     cancel: bool = Field(False, description="set true to cancel the job")
 
