@@ -13,6 +13,7 @@ from radpipe.pipeline.contract import Stage
 #: Built-in stages, by name, as "module:Class". A later issue adds each when it lands.
 BUILTIN_STAGES: dict[str, str] = {
     "fetch": "radpipe.stages.fetch:FetchStage",
+    "classify": "radpipe.stages.classify:ClassifyStage",
     "preprocess": "radpipe.stages.preprocess:PreprocessStage",
     "postprocess": "radpipe.stages.postprocess:PostprocessStage",
     "report": "radpipe.stages.report:ReportStage",
