@@ -28,6 +28,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "serve-models": "radpipe.serving.cli:serve_models",
     "web": "radpipe.web.cli:web",
     "receive": "radpipe.intake.cli:receive",
+    "rules": "radpipe.intake.cli:rules",
     "operator": "radpipe.kube.cli:operator",
 }
 

@@ -1,0 +1,348 @@
+"""The DICOM receiver: a Storage SCP that spools pushed studies and starts jobs by rule.
+
+* Only the calling AE titles in ``intake.allowed_calling_aes`` may associate (others are
+  rejected at association time, "calling AE title not recognised"), and only when they
+  call radpipe by its own AE title (``intake.ae_title``).
+* Every instance is written to the artifact store at once, under
+  ``intake/<StudyInstanceUID>/instances/<SeriesInstanceUID>/<SOPInstanceUID>.dcm``;
+  nothing of a study is held in memory.
+* A study is *settled* once ``intake.quiet_period_seconds`` pass with no new instance of
+  it, however many associations brought it. Then the routing rules are evaluated and the
+  jobs they name are started, with ``source.storePrefix`` pointing at the spool so the
+  fetch stage copies the study instead of querying a PACS.
+* ``intake/<StudyInstanceUID>/study.json`` records who sent the study and which jobs it
+  started (rule, app, job, the series it covered). More series arriving later settle the
+  study again, but an app that already has a job for the study is not started twice,
+  unless its rule says ``onLaterSeries: new-job`` and new series arrived.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
+
+from radpipe.api.models import ACCESSION_PATTERN, DeliverySpec, JobSpec, ReviewSpec, SourceSpec
+from radpipe.api.models import utcnow as _utcnow
+from radpipe.config import IntakeConfig, Settings
+from radpipe.dicom.contexts import VERIFICATION
+from radpipe.dicom.instances import CorruptInstance, inspect_instance
+from radpipe.intake.facts import Classifier, describe_facts, samples_from_store, study_facts
+from radpipe.intake.rules import Rule, RuleSet, StudyFacts
+from radpipe.intake.submitter import CALLING_AE_ANNOTATION, RULE_ANNOTATION, Submitter
+from radpipe.store import ArtifactStore, ObjectNotFound
+
+log = logging.getLogger(__name__)
+
+STUDY_RECORD = "study.json"
+#: Largest PDU we accept: big PDUs mean fewer round trips for 100 kB+ images.
+MAX_PDU = 1 << 20
+
+
+class IntakeError(Exception):
+    """The receiver cannot start as configured; the message says what to fix."""
+
+
+def build_ae(config: IntakeConfig) -> AE:
+    """The receiver's Application Entity: Verification and every storage SOP class, in any
+    transfer syntax, from the allowed calling AE titles only (the conformance statement is
+    generated from this object)."""
+    ae = AE(ae_title=config.ae_title)
+    ae.maximum_pdu_size = MAX_PDU
+    ae.network_timeout = 60
+    ae.maximum_associations = config.max_associations
+    ae.require_called_aet = True
+    ae.require_calling_aet = list(config.allowed_calling_aes)
+    ae.add_supported_context(VERIFICATION, ALL_TRANSFER_SYNTAXES)
+    for cx in AllStoragePresentationContexts:
+        ae.add_supported_context(str(cx.abstract_syntax), ALL_TRANSFER_SYNTAXES)
+    return ae
+
+
+def job_accession(facts: StudyFacts) -> str:
+    """The study's accession number, or a stable stand-in when it has none a job accepts."""
+    if re.match(ACCESSION_PATTERN, facts.accession):
+        return facts.accession
+    # not patient data: a hash of the StudyInstanceUID, 16 characters
+    return "I" + hashlib.sha256(facts.study_instance_uid.encode()).hexdigest()[:15]
+
+
+@dataclass
+class _Arrival:
+    """A study receiving instances now (in memory until it settles)."""
+
+    last: float
+    calling_aes: set[str] = field(default_factory=set)
+    instances: int = 0
+
+
+class Intake:
+    """Spools instances and settles quiet studies into jobs; no networking here, so the
+    logic is tested without sockets (the :class:`Receiver` feeds it)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: ArtifactStore,
+        rules: RuleSet,
+        submitter: Submitter,
+        classifier: Classifier | None = None,
+        classifier_note: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.config = settings.intake
+        self.store = store
+        self.rules = rules
+        self.submitter = submitter
+        self.classifier = classifier
+        self.classifier_note = classifier_note
+        self.clock = clock
+        self._pending: dict[str, _Arrival] = {}
+        self._lock = threading.Lock()
+        self._settle_lock = threading.Lock()
+
+    def prefix(self, study_uid: str) -> str:
+        """Store prefix of one spooled study."""
+        return f"{self.config.spool_prefix}{study_uid}/"
+
+    # -- arriving ------------------------------------------------------------------------
+
+    def receive(self, data: bytes, calling_ae: str) -> int:
+        """Spool one instance's Part-10 bytes; returns the C-STORE status to answer."""
+        try:
+            header = inspect_instance(data)
+        except CorruptInstance as bad:
+            log.warning("refused an unusable instance from %s: %s", calling_ae, bad.reason)
+            return 0xC000  # Error: cannot understand
+        study = header.study_instance_uid
+        key = (
+            f"{self.prefix(study)}instances/{header.series_instance_uid}/"
+            f"{header.sop_instance_uid}.dcm"
+        )
+        try:
+            self.store.put_bytes(key, data)
+        except Exception:  # the store is down or full: tell the sender to try again later
+            log.exception("cannot spool an instance")
+            return 0xA700  # Refused: out of resources
+        with self._lock:
+            arrival = self._pending.setdefault(study, _Arrival(self.clock()))
+            arrival.last = self.clock()
+            arrival.calling_aes.add(calling_ae)
+            arrival.instances += 1
+        return 0x0000
+
+    def pending(self) -> list[str]:
+        """Studies still receiving (not settled yet)."""
+        with self._lock:
+            return sorted(self._pending)
+
+    def resume(self) -> int:
+        """After a restart: studies spooled but never settled settle after a quiet period."""
+        studies: set[str] = set()
+        settled: set[str] = set()
+        for key in self.store.list(self.config.spool_prefix):
+            rest = key[len(self.config.spool_prefix) :]
+            study, _, tail = rest.partition("/")
+            (settled if tail == STUDY_RECORD else studies).add(study)
+        with self._lock:
+            for study in studies - settled:
+                self._pending.setdefault(study, _Arrival(self.clock()))
+        return len(studies - settled)
+
+    # -- settling ------------------------------------------------------------------------
+
+    def settle_due(self) -> list[str]:
+        """Settle every study quiet for the quiet period; returns the jobs started."""
+        now = self.clock()
+        with self._lock:
+            due = {
+                study: arrival
+                for study, arrival in self._pending.items()
+                if now - arrival.last >= self.config.quiet_period_seconds
+            }
+            for study in due:
+                del self._pending[study]
+        started: list[str] = []
+        for study, arrival in sorted(due.items()):
+            try:
+                started += self.settle(study, arrival.calling_aes)
+            except Exception:  # one bad study must not stop the others
+                log.exception("settling a study failed; it stays spooled")
+        return started
+
+    def read_record(self, study_uid: str) -> dict[str, Any]:
+        """The study's record (senders, jobs started), or an empty one."""
+        try:
+            record: dict[str, Any] = self.store.get_json(self.prefix(study_uid) + STUDY_RECORD)
+            return record
+        except ObjectNotFound:
+            return {"studyInstanceUID": study_uid, "callingAEs": [], "jobs": []}
+
+    def settle(self, study_uid: str, calling_aes: set[str] | None = None) -> list[str]:
+        """Evaluate the rules on a spooled study and start the jobs they name."""
+        with self._settle_lock:  # one study at a time: the record is read-modify-write
+            record = self.read_record(study_uid)
+            senders = sorted(set(record.get("callingAEs", [])) | (calling_aes or set()))
+            samples = samples_from_store(self.store, self.prefix(study_uid))
+            if not samples:
+                return []
+            facts = study_facts(
+                samples,
+                calling_aes=senders,
+                classifier=self.classifier,
+                classifier_note=self.classifier_note,
+            )
+            started: list[str] = []
+            matched: list[str] = []
+            for evaluation in self.rules.evaluate(facts):
+                if not evaluation.starts:
+                    continue
+                matched.append(evaluation.rule.name)
+                uid = self._start(evaluation.rule, facts, record)
+                if uid is not None:
+                    started.append(uid)
+            record.update(
+                {
+                    "studyInstanceUID": study_uid,
+                    "callingAEs": senders,
+                    "settledAt": _utcnow().isoformat(timespec="seconds"),
+                    "instances": sum(s.instances for s in facts.series),
+                    "facts": describe_facts(facts),
+                    "matchedRules": matched,
+                }
+            )
+            self.store.put_json(self.prefix(study_uid) + STUDY_RECORD, record)
+        log.info(
+            "study settled: %d series, %d instances from %s; rules matched: %s; jobs started: %s",
+            len(facts.series),
+            record["instances"],
+            ", ".join(senders) or "?",
+            ", ".join(matched) or "none",
+            ", ".join(started) or "none",
+        )
+        return started
+
+    def _start(self, rule: Rule, facts: StudyFacts, record: dict[str, Any]) -> str | None:
+        series_now = sorted(s.series_instance_uid for s in facts.series)
+        earlier = [j for j in record.get("jobs", []) if j.get("app") == rule.app]
+        if earlier:
+            covered = {uid for job in earlier for uid in job.get("series", [])}
+            new = [uid for uid in series_now if uid not in covered]
+            if rule.on_later_series != "new-job" or not new:
+                log.info(
+                    "app %s already has job %s for this study; rule %s starts no other",
+                    rule.app,
+                    earlier[-1].get("job"),
+                    rule.name,
+                )
+                return None
+        spec = self._spec(rule, facts)
+        uid = self.submitter.submit(
+            spec,
+            {RULE_ANNOTATION: rule.name, CALLING_AE_ANNOTATION: ",".join(facts.calling_aes)},
+        )
+        record.setdefault("jobs", []).append(
+            {
+                "rule": rule.name,
+                "app": rule.app,
+                "job": uid,
+                "series": series_now,
+                "at": _utcnow().isoformat(timespec="seconds"),
+            }
+        )
+        log.info("rule %s started app %s", rule.name, rule.app, extra={"job": uid})
+        return uid
+
+    def _spec(self, rule: Rule, facts: StudyFacts) -> JobSpec:
+        delivery = rule.delivery
+        if delivery is None:
+            default = self.settings.default_pacs
+            delivery = DeliverySpec(pacs=[default] if default else [])
+        return JobSpec(
+            accession=job_accession(facts),
+            app=rule.app,
+            options=dict(rule.options),
+            priority=rule.priority,
+            source=SourceSpec(store_prefix=self.prefix(facts.study_instance_uid)),
+            delivery=delivery,
+            study_instance_uid=facts.study_instance_uid,
+            review=ReviewSpec(required=rule.review),
+        )
+
+
+class Receiver:
+    """The network side: a pynetdicom Storage SCP feeding an :class:`Intake`, and a
+    background thread that settles quiet studies."""
+
+    def __init__(self, intake: Intake) -> None:
+        config = intake.config
+        if not config.allowed_calling_aes:
+            raise IntakeError(
+                "intake.allowed_calling_aes is empty, so no sender could connect: list the AE "
+                "titles of the modalities and PACS that may push studies to radpipe"
+            )
+        self.intake = intake
+        self.ae = build_ae(config)
+        self.port = config.port
+        self._server: Any = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _on_store(self, event: evt.Event) -> int:
+        calling = str(event.assoc.requestor.ae_title).strip()
+        return self.intake.receive(event.encoded_dataset(), calling)
+
+    @staticmethod
+    def _on_echo(event: evt.Event) -> int:
+        return 0x0000
+
+    def start(self) -> int:
+        """Listen and start settling; returns the port (useful with port 0)."""
+        config = self.intake.config
+        try:
+            self._server = self.ae.start_server(
+                (config.bind, config.port),
+                block=False,
+                evt_handlers=[(evt.EVT_C_STORE, self._on_store), (evt.EVT_C_ECHO, self._on_echo)],
+            )
+        except OSError as err:
+            raise IntakeError(
+                f"cannot listen on {config.bind}:{config.port}: {err.strerror}; "
+                "set intake.port to a free port"
+            ) from err
+        self.port = int(self._server.server_address[1])
+        resumed = self.intake.resume()
+        self._thread = threading.Thread(target=self._settle_loop, name="radpipe-intake-settle")
+        self._thread.daemon = True
+        self._thread.start()
+        log.info(
+            "receiver %s listening on %s:%d (quiet period %.1f s%s)",
+            config.ae_title,
+            config.bind,
+            self.port,
+            config.quiet_period_seconds,
+            f", {resumed} spooled studies to settle" if resumed else "",
+        )
+        return self.port
+
+    def _settle_loop(self) -> None:
+        tick = min(1.0, self.intake.config.quiet_period_seconds / 4)
+        while not self._stop.wait(tick):
+            self.intake.settle_due()
+
+    def stop(self) -> None:
+        """Stop listening and settling (studies still arriving settle after a restart)."""
+        self._stop.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=10)
