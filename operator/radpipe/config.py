@@ -102,6 +102,9 @@ class ModelEndpointConfig(_Section):
     url: str | None = Field(None, description="KServe V2 base URL, e.g. http://host:8080")
     version: str | None = Field(None, description="pin a model version; default: served one")
     timeout_seconds: float = Field(120.0, gt=0)
+    attempts: int = Field(5, ge=1, description="tries per call on connection errors and 503")
+    backoff_seconds: float = Field(0.5, ge=0, description="first retry delay, doubled each try")
+    max_backoff_seconds: float = Field(8.0, ge=0, description="cap on one retry delay")
 
 
 class ModelsConfig(_Section):

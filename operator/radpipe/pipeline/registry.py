@@ -15,6 +15,7 @@ BUILTIN_STAGES: dict[str, str] = {
     "fetch": "radpipe.stages.fetch:FetchStage",
     "classify": "radpipe.stages.classify:ClassifyStage",
     "preprocess": "radpipe.stages.preprocess:PreprocessStage",
+    "infer": "radpipe.stages.infer:InferStage",
     "postprocess": "radpipe.stages.postprocess:PostprocessStage",
     "report": "radpipe.stages.report:ReportStage",
     "deliver": "radpipe.stages.deliver:DeliverStage",

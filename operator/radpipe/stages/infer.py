@@ -111,7 +111,14 @@ def _spec(ctx: StageContext, name: str) -> ModelSpec:
 def _backend(ctx: StageContext, spec: ModelSpec) -> Backend:
     endpoint = ctx.settings.models.endpoints.get(spec.name)
     if endpoint is not None and endpoint.url:
-        return RemoteBackend(spec, endpoint.url, timeout=endpoint.timeout_seconds)
+        return RemoteBackend(
+            spec,
+            endpoint.url,
+            timeout=endpoint.timeout_seconds,
+            attempts=endpoint.attempts,
+            backoff=endpoint.backoff_seconds,
+            max_backoff=endpoint.max_backoff_seconds,
+        )
     return InProcessBackend(spec)
 
 
