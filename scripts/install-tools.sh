@@ -8,8 +8,13 @@ mkdir -p "$tools_dir"
 scripts_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # name|go package|pinned version (a tag or a pseudo-version the module proxy serves)
+#   [|-X ldflags, as the tool's own release build sets them]
+# helm: without its release ldflags it reports version "v3.22" and assumes Kubernetes 1.20
+# for `helm template` / `helm lint` (its client-go here is v0.37: Kubernetes 1.37).
+helm_pkg=helm.sh/helm/v3
 catalog=(
   "minio|github.com/minio/minio|v0.0.0-20260212201848-7aac2a2c5b7c"
+  "helm|$helm_pkg/cmd/helm|v3.22.0|-X $helm_pkg/internal/version.version=v3.22.0 -X $helm_pkg/internal/version.gitTreeState=clean -X $helm_pkg/pkg/chartutil.k8sVersionMajor=1 -X $helm_pkg/pkg/chartutil.k8sVersionMinor=37 -X $helm_pkg/pkg/lint/rules.k8sVersionMajor=1 -X $helm_pkg/pkg/lint/rules.k8sVersionMinor=37"
 )
 
 # The cluster test tier's control plane. These are built inside the wrapper module in
@@ -26,14 +31,15 @@ kube_catalog=(
 )
 
 build() {
-  local name=$1 package=$2 version=$3
+  local name=$1 package=$2 version=$3 ldflags=${4:-}
   local dest="$tools_dir/$name-$version"
   if [ -x "$dest/$name" ]; then
     echo "tools: $name $version already built" >&2
   else
     echo "tools: building $name $version from the Go module proxy (first time only)..." >&2
     rm -rf "$dest.partial"; mkdir -p "$dest.partial"
-    GOBIN="$dest.partial" GOFLAGS="-trimpath" CGO_ENABLED=0 go install "$package@$version"
+    GOBIN="$dest.partial" GOFLAGS="-trimpath" CGO_ENABLED=0 \
+      go install ${ldflags:+-ldflags "-s -w $ldflags"} "$package@$version"
     mv "$dest.partial" "$dest"
   fi
   ln -sfn "$dest/$name" "$tools_dir/$name"
@@ -64,9 +70,9 @@ build_kube() {
 
 wanted=("$@")
 for entry in "${catalog[@]}"; do
-  IFS='|' read -r name package version <<<"$entry"
+  IFS='|' read -r name package version ldflags <<<"$entry"
   if [ ${#wanted[@]} -eq 0 ] || printf '%s\n' "${wanted[@]}" | grep -qx "$name"; then
-    build "$name" "$package" "$version"
+    build "$name" "$package" "$version" "$ldflags"
   fi
 done
 for entry in "${kube_catalog[@]}"; do
