@@ -1,13 +1,15 @@
 {{/* An egress or ingress rule to CIDRs (any address when none) on TCP ports:
 (dict "cidrs" list "ports" list "peer" "to"|"from") */}}
 {{- define "radpipe.cidrRule" -}}
-- {{- if .cidrs }}
-  {{ .peer }}:
+{{- if .cidrs -}}
+- {{ .peer }}:
     {{- range .cidrs }}
     - ipBlock: {cidr: {{ . }}}
     {{- end }}
-  {{- end }}
   ports:
+{{- else -}}
+- ports:
+{{- end }}
     {{- range .ports }}
     - {protocol: TCP, port: {{ . }}}
     {{- end }}
