@@ -95,6 +95,10 @@ class DeliverStage(Stage):
 
     def run(self, ctx: StageContext) -> StageOutcome:
         """See the module docstring."""
+        from radpipe.results.review import review_gate
+
+        # Review gate first: held (AwaitingReview) or rejected results send nothing.
+        review_gate(ctx)
         report = ctx.result_of("report")
         objects = self._download(ctx, report.data.get("dicomObjects", []))
         log = self._read_log(ctx)
@@ -123,6 +127,10 @@ class DeliverStage(Stage):
                 delivered.append(node_name)
             log["deliveredTo"] = delivered
             self._write_log(ctx, log)
+        if ctx.settings.fhir.endpoint:  # results to the EMR side too (issue 13)
+            fhir_target = self._fhir(ctx, log, refused, pending)
+            if fhir_target and fhir_target not in delivered:
+                delivered.append(fhir_target)
         emailed = list(log.get("emailed", []))
         if spec.email and spec.report:
             try:
@@ -260,6 +268,23 @@ class DeliverStage(Stage):
     def _refusal(node_name: str, objects: list[DicomObject], reason: str) -> str:
         classes = sorted({SOP_CLASS_NAMES.get(o.sop_class_uid, o.sop_class_uid) for o in objects})
         return f"{node_name} refused {', '.join(classes)}: {reason}"
+
+    # -- FHIR ----------------------------------------------------------------------------
+
+    def _fhir(
+        self, ctx: StageContext, log: dict[str, Any], refused: list[str], pending: list[str]
+    ) -> str | None:
+        """Send the DiagnosticReport (radpipe.results.fhir); returns what was delivered."""
+        from radpipe.results.fhir import FhirError, deliver_report, report_input
+
+        try:
+            entry = deliver_report(ctx.settings.fhir, report_input(ctx), log.get("fhir"))
+        except FhirError as err:
+            (pending if err.retryable else refused).append(f"fhir: {err}")
+            return None
+        log["fhir"] = entry
+        self._write_log(ctx, log)
+        return f"{entry['endpoint']}/{entry['diagnosticReport']}"
 
     # -- email -------------------------------------------------------------------------
 

@@ -62,6 +62,8 @@ class FetchStage(Stage):
         from radpipe.dicom.locate import locate_study
 
         spec = ctx.job.spec
+        if spec.source.store_prefix:  # pushed to radpipe's receiver: no PACS to query
+            return self._from_store(ctx, spec.source.store_prefix)
         try:
             node = resolve_node(ctx.settings, spec.source.pacs)
         except NodeConfigError as err:
@@ -161,4 +163,86 @@ class FetchStage(Stage):
                 "parallel_associations": cfg.max_associations,
             },
             message=message,
+        )
+
+    # -- a study pushed to radpipe (radpipe receive) ------------------------------------
+
+    def _from_store(self, ctx: StageContext, prefix: str) -> StageOutcome:
+        """Copy a spooled study (``prefix``/instances/...) as if it had been retrieved, so
+        the instances, manifest and result look exactly like a PACS fetch's."""
+        from io import BytesIO
+
+        from pydicom import dcmread
+
+        from radpipe.dicom.models import SeriesMatch, StudyMatch
+
+        clock = time.perf_counter()
+        keys = sorted(k for k in ctx.store.list(prefix + "instances/") if k.endswith(".dcm"))
+        if not keys:
+            raise StageError(
+                f"no received instances under {prefix} in the artifact store",
+                hint="the pushed study was removed from the intake spool; push it again",
+            )
+        sink = StudySink(ctx.put_bytes, ctx.job.spec.study_instance_uid or None)
+        for count, key in enumerate(keys, start=1):
+            sink.receive(ctx.store.get_bytes(key))
+            if count % 10 == 0 or count == len(keys):
+                ctx.progress(count / len(keys), f"{count}/{len(keys)} instances")
+        usable = [i for state in sink.series.values() for i in state.instances.values()]
+        if not usable:
+            raise StageError(f"no usable instance among the {len(keys)} received under {prefix}")
+        # study-level attributes from one instance (they are the same in all)
+        ds = dcmread(
+            BytesIO(ctx.store.get_bytes(ctx.prefix + usable[0].key)), stop_before_pixels=True
+        )
+        study_uid = str(ds.StudyInstanceUID)
+        study = StudyMatch(
+            study_instance_uid=study_uid,
+            accession_number=str(ds.get("AccessionNumber", "") or ""),
+            study_date=str(ds.get("StudyDate", "") or ""),
+            study_time=str(ds.get("StudyTime", "") or ""),
+            study_description=str(ds.get("StudyDescription", "") or ""),
+            num_instances=sink.instance_count,
+        )
+        series = sorted(
+            (
+                SeriesMatch(
+                    series_instance_uid=uid,
+                    modality=str(state.fields.get("Modality", "")),
+                    series_number=state.fields.get("SeriesNumber"),
+                    series_description=str(state.fields.get("SeriesDescription", "")),
+                    num_instances=len(state.received()),
+                )
+                for uid, state in sink.series.items()
+            ),
+            key=lambda m: (m.series_number or 0, m.series_instance_uid),
+        )
+        manifest = build_manifest(
+            study,
+            series,
+            [],
+            sink,
+            node="intake",
+            transport="push",
+            method="c-store",
+            prefix=ctx.prefix,
+        )
+        ctx.put_json("manifest.json", manifest)
+        seconds = time.perf_counter() - clock
+        return StageOutcome(
+            data={"manifest": manifest},
+            metrics={
+                "instances": float(manifest["instance_count"]),
+                "series": float(len(series)),
+                "corrupt_instances": float(manifest["corrupt_count"]),
+                "megabytes": round(sink.bytes_received / 1e6, 3),
+                "seconds": round(seconds, 3),
+            },
+            provenance={
+                "source": "intake",
+                "store_prefix": prefix,
+                "study_instance_uid": study_uid,
+            },
+            message=f"{manifest['instance_count']} instances in {len(series)} series from the "
+            f"intake spool in {seconds:.1f} s",
         )
