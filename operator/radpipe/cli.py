@@ -29,6 +29,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "web": "radpipe.web.cli:web",
     "receive": "radpipe.intake.cli:receive",
     "rules": "radpipe.intake.cli:rules",
+    "conformance": "radpipe.dicom.conformance:conformance",
     "operator": "radpipe.kube.cli:operator",
 }
 

@@ -190,15 +190,16 @@ def build_resources(data: ReportInput) -> tuple[DiagnosticReport, list[Observati
     ), observations
 
 
-def build_bundle(data: ReportInput) -> Bundle:
-    """A transaction Bundle that PUTs the report and its Observations at fixed ids."""
+def build_bundle(data: ReportInput, base: str = "") -> Bundle:
+    """A transaction Bundle that PUTs the report and its Observations at fixed ids
+    (``base``: the server's base URL, for the entries' absolute fullUrl)."""
     report, observations = build_resources(data)
     entries = []
     for resource in [*observations, report]:
         kind = resource.get_resource_type()
         entries.append(
             {
-                "fullUrl": f"{kind}/{resource.id}",
+                "fullUrl": f"{base.rstrip('/')}/{kind}/{resource.id}" if base else None,
                 "resource": resource.model_dump(mode="json", exclude_none=True),
                 "request": {"method": "PUT", "url": f"{kind}/{resource.id}"},
             }
@@ -316,7 +317,7 @@ def deliver_report(
     """Send (or, when an earlier attempt did, only verify) the report; returns the
     delivery-log entry. Raises FhirUnavailable or FhirRefused."""
     client = FhirClient(config)
-    bundle = build_bundle(data)
+    bundle = build_bundle(data, client.base)
     results = len(bundle.entry or []) - 1
     if previous and previous.get("endpoint") == client.base:
         try:

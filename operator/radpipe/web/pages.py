@@ -263,6 +263,21 @@ def jobs_page(request: Request, user: PageUser, phase: str = "", app: str = "") 
     return render(request, "jobs.html", context, user=user)
 
 
+_RANK = {Priority.STAT: 0, Priority.URGENT: 1, Priority.ROUTINE: 2}
+
+
+@router.get("/review", response_class=HTMLResponse)
+def review_worklist(request: Request, user: PageUser) -> HTMLResponse:
+    """Jobs whose results wait for a radiologist: stat first, then the longest waiting."""
+    if not user.has("radiologist"):
+        raise HTTPException(403, "The review worklist is for radiologists.")
+    from radpipe.web.service import created_at
+
+    jobs = _service(request).list(user, Phase.AWAITING_REVIEW.value, limit=1000)
+    jobs.sort(key=lambda j: (_RANK.get(j.spec.priority, 2), created_at(j) or "~"))
+    return render(request, "review.html", {"jobs": jobs, "nav": "review"}, user=user)
+
+
 def _view_or_404(request: Request, user: User, uid: str) -> Any:
     try:
         return _service(request).view(user, uid, _client(request))

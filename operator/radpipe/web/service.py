@@ -177,8 +177,9 @@ class JobService:
             self.backend.store, job, decision, comment, user.name, self.warehouse_url
         )
         self.audit.record(user.name, f"review.{decision}", job=uid, client=client)
-        if decision == "accepted" and job.status.phase is Phase.AWAITING_REVIEW:
-            # The app holds delivery for review: acceptance lets it go on.
+        if job.status.phase is Phase.AWAITING_REVIEW:
+            # Delivery is held for review: acceptance lets it go on; after a rejection the
+            # deliver stage's review gate ends the job without sending anything.
             self.backend.release(uid)
             self.audit.record(user.name, "job.release", job=uid, client=client)
         return record
