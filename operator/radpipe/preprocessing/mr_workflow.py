@@ -47,7 +47,7 @@ class MRConfig:
     """Every parameter of the MR workflow (all recorded in provenance)."""
 
     n4: registration.N4Params = field(default_factory=registration.N4Params)
-    template_registration: registration.RegistrationParams = registration.MNI_AFFINE
+    template_registration: registration.RegistrationParams = registration.TEMPLATE_REGISTRATION
     coregistration: registration.RegistrationParams = registration.RIGID_COREG
     registration_spacing_mm: float = registration.REGISTRATION_SPACING_MM
     mask: normalise.MaskParams = field(default_factory=normalise.MaskParams)
@@ -58,6 +58,8 @@ class MRConfig:
     #: a T1c where it expects, say, a FLAIR, and invent oedema-like signal.
     fill_missing: FillMode = "zeros"
     threads: int = 2
+    #: Registration threads: 1 keeps it bit-reproducible (see registration.set_threads).
+    registration_threads: int = 1
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form for provenance."""
@@ -71,6 +73,7 @@ class MRConfig:
             "qcThresholds": params_dict(self.thresholds),
             "fillMissing": self.fill_missing,
             "threads": self.threads,
+            "registrationThreads": self.registration_threads,
             "grid": {
                 "shape": list(grid.SHAPE),
                 "spacing": list(grid.SPACING),
@@ -147,7 +150,7 @@ def build_workflow(series_dirs: dict[str, Path], base_dir: Path, cfg: MRConfig) 
         nodes.RegisterToTemplate(
             params=params_dict(cfg.template_registration),
             registration_spacing_mm=reg,
-            threads=threads,
+            threads=cfg.registration_threads,
         ),
         name="register_mni",
     )
@@ -157,7 +160,9 @@ def build_workflow(series_dirs: dict[str, Path], base_dir: Path, cfg: MRConfig) 
         if role == anchor:
             continue
         coreg = Node(
-            nodes.CoRegister(params=params_dict(cfg.coregistration), threads=threads),
+            nodes.CoRegister(
+                params=params_dict(cfg.coregistration), threads=cfg.registration_threads
+            ),
             name=f"coregister_{role}",
         )
         wf.connect(n4_nodes[anchor], "out_reg_file", coreg, "fixed_file")
@@ -260,6 +265,7 @@ def run_mr_workflow(
             "metric": round(float(o.metric), 6),
             "iterations": int(o.iterations),
             "stop": str(o.stop),
+            **{k: round(v, 6) for k, v in dict(o.dense_metrics or {}).items()},
         }
     for role in roles:
         bias = out(f"n4_{role}").bias_range

@@ -126,6 +126,7 @@ class _RegistrationOutputSpec(TraitedSpec):
     metric = traits.Float(desc="final Mattes MI (more negative is better)")
     iterations = traits.Int(desc="optimiser iterations at the last level")
     stop = traits.Str(desc="why the optimiser stopped")
+    dense_metrics = traits.Dict(desc="co-registration: dense metric at scanner and fitted pose")
 
 
 def _registration_results(
@@ -136,6 +137,7 @@ def _registration_results(
     results["metric"] = fit.metric
     results["iterations"] = fit.iterations
     results["stop"] = fit.stop
+    results["dense_metrics"] = {k: float(v) for k, v in fit.extra.items()}
 
 
 class RegisterToTemplateInputSpec(_ThreadsInputSpec):
