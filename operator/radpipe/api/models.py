@@ -87,7 +87,9 @@ _RESOURCES_SCHEMA: dict[str, Any] = {
 class StageSpec(Resource):
     """One step of an app's pipeline and its settings."""
 
-    name: str = Field(pattern=STAGE_NAME_PATTERN, description="a registered stage (DNS label)")
+    name: str = Field(
+        max_length=30, pattern=STAGE_NAME_PATTERN, description="a registered stage (DNS label)"
+    )
     settings: dict[str, Any] = Field(default_factory=dict)
     resources: Annotated[dict[str, Any], WithJsonSchema(_RESOURCES_SCHEMA)] = Field(
         default_factory=dict,
@@ -100,32 +102,27 @@ class StageSpec(Resource):
 class AppSpec(Resource):
     """What an analysis app is: its series needs, models, options and stages."""
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                cel(
-                    "self.stages.all(s, self.stages.filter(t, t.name == s.name).size() == 1)",
-                    "stage names must be unique within an app",
-                ),
-                cel(
-                    "self.models.all(m, self.models.filter(n, n.role == m.role).size() == 1)",
-                    "model roles must be unique within an app",
-                ),
-            ]
-        }
-    )
-
     title: str
     description: str = ""
     modality: Literal["MR", "CT"]
     series: SeriesRequirements = Field(default_factory=SeriesRequirements)
     preprocess: dict[str, Any] = Field(default_factory=dict)
-    models: list[ModelRef] = Field(default_factory=list, max_length=16)
+    models: list[ModelRef] = Field(
+        default_factory=list,
+        max_length=16,
+        # A list keyed by role: the API server itself refuses two models with one role.
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["role"]},
+    )
     options: dict[str, Any] = Field(
         default_factory=lambda: {"type": "object", "properties": {}},
         description="JSON schema of the job options; the web form is rendered from it",
     )
-    stages: list[StageSpec] = Field(min_length=1, max_length=24)
+    stages: list[StageSpec] = Field(
+        min_length=1,
+        max_length=24,
+        description="the pipeline, in order; stage names are unique",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
     report: dict[str, Any] = Field(default_factory=dict)
     review_required: bool = Field(False, description="hold delivery until a radiologist accepts")
 

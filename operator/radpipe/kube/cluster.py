@@ -113,6 +113,13 @@ class KubernetesCluster:
             configuration = client.Configuration.get_default_copy()
             # One connection per reconcile thread, so threads never wait for a socket.
             configuration.connection_pool_maxsize = pool_size
+            if not configuration.verify_ssl:
+                # The kubeconfig asks for it (insecure-skip-tls-verify): say so once, rather
+                # than one urllib3 warning per request drowning the stage's own log.
+                import urllib3
+
+                log.warning("not verifying the API server's certificate (kubeconfig says so)")
+                urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
             api_client = client.ApiClient(configuration)
         self._api = api_client
         self._custom = client.CustomObjectsApi(api_client)
