@@ -263,3 +263,44 @@ def test_web_app_submits_jobs_in_its_namespace_only(
     )
     assert not can(plane, me, "create", "jobs.batch", "-n", job_ns)
     assert not can(plane, me, "list", "secrets", "-n", chart_cluster.release)
+
+
+def test_stage_jobs_the_operator_makes_pass_restricted(
+    helm: Helm, control_plane: ControlPlane, chart_cluster: Namespaces
+) -> None:
+    """A stage Job built with the settings the chart gives the operator is admitted in a
+    restricted job namespace, under the chart's stage account."""
+    from radpipe.api.apps import get_app
+    from radpipe.api.models import AnalysisJob
+    from radpipe.kube.jobspec import build_stage_job
+    from radpipe.kube.settings import OperatorSettings
+
+    namespace = chart_cluster.release
+    docs = helm.template(release="dry", namespace=namespace, crds=False)
+    (deployment,) = [
+        d
+        for d in docs
+        if d["kind"] == "Deployment" and d["metadata"]["name"] == "dry-radpipe-operator"
+    ]
+    env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    settings = OperatorSettings(
+        **{
+            e["name"].removeprefix("RADPIPE_OPERATOR_").lower(): json.loads(e["value"])
+            if e["name"].endswith("NAMESPACE_LIMITS")
+            else e["value"]
+            for e in env
+            if e["name"].startswith("RADPIPE_OPERATOR_")
+        }
+    )
+    job = AnalysisJob.model_validate(
+        {
+            "metadata": {"name": "j1", "namespace": namespace, "uid": str(uuid.uuid4())},
+            "spec": {"accession": "A1", "app": "glioma"},
+        }
+    )
+    manifest = build_stage_job(job, get_app("glioma").spec, "infer", 1, settings)
+    pod = manifest["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "dry-radpipe-stage-runner"
+    result = dry_run(control_plane, [manifest])
+    assert result.returncode == 0, result.stderr
+    assert "PodSecurity" not in result.stderr, result.stderr
