@@ -1,0 +1,161 @@
+"""The receiver's study logic without sockets: quiet period, one job per app per study,
+``onLaterSeries``, the spool, and the fetch stage copying a pushed study."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pydicom
+import pytest
+
+from radpipe.api.apps import load_apps
+from radpipe.api.models import AnalysisJob, JobSpec, ObjectMeta
+from radpipe.config import Settings
+from radpipe.intake.receiver import Intake, IntakeError, Receiver, job_accession
+from radpipe.intake.rules import StudyFacts, parse_rules
+from radpipe.pipeline.executor import execute_stage
+from radpipe.store import open_store
+
+
+class FakeSubmitter:
+    """Records submitted specs."""
+
+    def __init__(self) -> None:
+        self.specs: list[tuple[JobSpec, dict[str, str]]] = []
+
+    def submit(self, spec: JobSpec, annotations: dict[str, str]) -> str:
+        self.specs.append((spec, annotations))
+        return f"rp-{len(self.specs):012d}"
+
+    def close(self) -> None:
+        pass
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def series_files(tmp_path_factory: pytest.TempPathFactory) -> list[list[bytes]]:
+    """A small synthetic CT study: the bytes of each series."""
+    from radpipe.synth import generate_study
+
+    folder = tmp_path_factory.mktemp("ct")
+    generate_study("ct-hemorrhage", folder, seed=2, small=True)
+    series: dict[str, list[bytes]] = {}
+    for path in sorted((folder / "dicom").rglob("*.dcm")):
+        uid = str(pydicom.dcmread(path, stop_before_pixels=True).SeriesInstanceUID)
+        series.setdefault(uid, []).append(path.read_bytes())
+    return list(series.values())
+
+
+def make(settings: Settings, rules: list[dict[str, object]]) -> tuple[Intake, FakeSubmitter, Clock]:
+    settings.intake.quiet_period_seconds = 5
+    submitter, clock = FakeSubmitter(), Clock()
+    intake = Intake(
+        settings,
+        open_store(settings.store),
+        parse_rules(rules, load_apps(None)),
+        submitter,
+        clock=clock,
+    )
+    return intake, submitter, clock
+
+
+RULE = {"name": "ct", "match": {"modality": "CT"}, "app": "hemorrhage", "review": True}
+
+
+def test_quiet_period_one_job_and_no_duplicate_for_later_series(
+    settings: Settings, series_files: list[list[bytes]]
+) -> None:
+    intake, submitter, clock = make(settings, [RULE])
+    for data in series_files[0]:
+        assert intake.receive(data, "CT1") == 0
+    clock.now += 4
+    for data in series_files[1]:  # a second association within the quiet period
+        assert intake.receive(data, "PACS") == 0
+    clock.now += 4
+    assert intake.settle_due() == [] and intake.pending()  # not quiet long enough yet
+    clock.now += 2
+    assert intake.settle_due() == ["rp-000000000001"]
+    spec, annotations = submitter.specs[0]
+    assert spec.app == "hemorrhage" and spec.review.required
+    study = spec.study_instance_uid
+    assert spec.source.store_prefix == f"intake/{study}/"
+    assert annotations["radpipe.io/intake-calling-ae"] == "CT1,PACS"
+    # a later series: settled again, but the app already has its job
+    for data in series_files[2]:
+        intake.receive(data, "CT1")
+    clock.now += 6
+    assert intake.settle_due() == []
+    record = intake.read_record(study)
+    assert len(record["jobs"]) == 1 and record["matchedRules"] == ["ct"]
+    assert len(record["facts"]["series"]) == 3
+
+
+def test_new_job_rule_starts_again_only_for_new_series(
+    settings: Settings, series_files: list[list[bytes]]
+) -> None:
+    intake, submitter, clock = make(settings, [RULE | {"onLaterSeries": "new-job"}])
+    for data in series_files[0]:
+        intake.receive(data, "CT1")
+    clock.now += 6
+    assert len(intake.settle_due()) == 1
+    for data in series_files[0][:2]:  # the same series again: nothing new
+        intake.receive(data, "CT1")
+    clock.now += 6
+    assert intake.settle_due() == []
+    for data in series_files[1]:
+        intake.receive(data, "CT1")
+    clock.now += 6
+    assert len(intake.settle_due()) == 1 and len(submitter.specs) == 2
+
+
+def test_no_rule_no_job_resume_and_refusals(
+    settings: Settings, series_files: list[list[bytes]]
+) -> None:
+    intake, submitter, clock = make(
+        settings, [{"name": "mr", "match": {"modality": "MR"}, "app": "glioma"}]
+    )
+    assert intake.receive(b"not dicom", "CT1") == 0xC000
+    for data in series_files[0]:
+        intake.receive(data, "CT1")
+    # a restarted receiver settles what was spooled but never settled
+    fresh, _, fresh_clock = make(settings, [RULE])
+    assert fresh.resume() == 1
+    fresh_clock.now += 6
+    assert len(fresh.settle_due()) == 1
+    clock.now += 6
+    assert intake.settle_due() == [] and submitter.specs == []
+    settings.intake.allowed_calling_aes = []
+    with pytest.raises(IntakeError, match="allowed_calling_aes is empty"):
+        Receiver(intake)
+    assert job_accession(StudyFacts("1.2.3", accession="A B/C")).startswith("I")
+    assert job_accession(StudyFacts("1.2.3", accession="ACC-1")) == "ACC-1"
+
+
+def test_fetch_copies_a_pushed_study_with_the_usual_manifest(
+    settings: Settings, series_files: list[list[bytes]], tmp_path: Path
+) -> None:
+    intake, submitter, clock = make(settings, [RULE])
+    for series in series_files[:2]:
+        for data in series:
+            intake.receive(data, "CT1")
+    clock.now += 6
+    intake.settle_due()
+    spec = submitter.specs[0][0]
+    job = AnalysisJob(metadata=ObjectMeta(name="rp-fetch1"), spec=spec)
+    app = load_apps(None)["hemorrhage"].spec
+    run = execute_stage(job, app, "fetch", intake.store, settings)
+    assert run.result.complete, run.result.message
+    manifest = run.result.data["manifest"]
+    assert manifest["instance_count"] == len(series_files[0]) + len(series_files[1])
+    assert manifest["series_count"] == 2 and not manifest["problems"]
+    assert manifest["source"] == {"node": "intake", "transport": "push", "method": "c-store"}
+    key = manifest["series"][0]["instances"][0]["key"]
+    assert key.startswith("jobs/rp-fetch1/fetch/instances/") and intake.store.exists(key)
+    assert all(s["complete"] and s["headers"]["Modality"] == "CT" for s in manifest["series"])
