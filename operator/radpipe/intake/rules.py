@@ -65,7 +65,9 @@ class RuleMatch(_RuleModel):
     series_description: str | None = Field(None, description="regex, any series matches")
     series_classes: list[str] | None = Field(None, description="all present in the study")
     min_class_probability: float = Field(0.5, ge=0, le=1)
-    calling_ae: list[str] | None = Field(None, description="sender AE titles (any of)")
+    calling_ae: list[str] | None = Field(
+        None, alias="callingAE", description="sender AE titles (any of)"
+    )
     institution: str | None = Field(None, description="InstitutionName, regular expression")
 
     @field_validator("modality", "body_part", "series_classes", "calling_ae", mode="before")
