@@ -14,11 +14,11 @@ from radpipe.pipeline.contract import StageResult, result_key, stage_prefix
 from radpipe.pipeline.executor import execute_stage
 from radpipe.pipeline.registry import get_stage
 from radpipe.stages.classify import ClassifyStage
-from radpipe.store import LocalStore
+from radpipe.store import ArtifactStore, LocalStore
 from tests.unit.test_series_cli import ROUTINE, instance, make_headers
 
 
-def _fake_fetch(store: LocalStore, uid: str, series: list[dict[str, Any]]) -> None:
+def _fake_fetch(store: ArtifactStore, uid: str, series: list[dict[str, Any]]) -> None:
     """What the fetch stage leaves: instances in the store and a manifest in result.json."""
     prefix = stage_prefix(uid, "fetch")
     entries = []

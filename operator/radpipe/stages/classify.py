@@ -12,6 +12,7 @@ message naming the missing contrast and the series that came closest.
 
 from __future__ import annotations
 
+import io
 from typing import Any, ClassVar
 
 from radpipe.pipeline.contract import Stage, StageContext, StageError, StageOutcome
@@ -34,8 +35,9 @@ def read_series_header(store: ArtifactStore, entry: dict[str, Any]) -> SeriesHea
     fallback.setdefault("Modality", entry.get("modality"))
     for instance in (entry.get("instances") or [])[:3]:
         try:
+            # one whole instance in memory: S3 streams cannot seek, which pydicom needs
             with store.open(instance["key"]) as stream:
-                dataset = dcmread(stream, stop_before_pixels=True)
+                dataset = dcmread(io.BytesIO(stream.read()), stop_before_pixels=True)
         except (InvalidDicomError, StoreError, OSError, KeyError, ValueError, EOFError):
             continue
         header = SeriesHeader.from_dataset(dataset, count)
