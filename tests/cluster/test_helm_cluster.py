@@ -130,14 +130,17 @@ def test_every_object_passes_server_side_dry_run(
 def test_dry_run_catches_a_pod_that_breaks_restricted(
     helm: Helm, control_plane: ControlPlane, chart_cluster: Namespaces
 ) -> None:
-    """The check above has teeth: a privileged container is reported by PodSecurity."""
+    """The check above has teeth: a pod without the restricted settings is reported."""
     docs = helm.template(release="dry", namespace=chart_cluster.release, crds=False)
     (operator,) = [
         d for d in docs if d["kind"] == "Deployment" and "operator" in d["metadata"]["name"]
     ]
-    operator["spec"]["template"]["spec"]["containers"][0]["securityContext"] = {"privileged": True}
+    pod = operator["spec"]["template"]["spec"]
+    del pod["securityContext"], pod["containers"][0]["securityContext"]
     result = dry_run(control_plane, [operator])
-    assert "would violate PodSecurity" in result.stderr
+    assert 'would violate PodSecurity "restricted:latest"' in result.stderr
+    for missing in ("allowPrivilegeEscalation", "capabilities", "runAsNonRoot", "seccompProfile"):
+        assert missing in result.stderr
 
 
 @pytest.fixture(scope="module")
