@@ -10,6 +10,7 @@ the checksum of each output array. Running twice on the same input gives the sam
 from __future__ import annotations
 
 import hashlib
+import os
 import resource
 import threading
 from importlib import metadata
@@ -75,23 +76,41 @@ def matrix_list(matrix: NDArray[np.float64]) -> list[list[float]]:
 
 
 def _rss_bytes() -> int:
+    """Resident memory of this process and all its descendants (nipype workers, dcm2niix)."""
     try:
-        with open("/proc/self/statm") as fh:
-            pages = int(fh.read().split()[1])
-        return pages * resource.getpagesize()
+        parents: dict[int, int] = {}
+        rss: dict[int, int] = {}
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:  # the process ended while we looked
+                continue
+            pid = int(entry.name)
+            parents[pid] = int(fields[1])
+            rss[pid] = int(fields[21]) * resource.getpagesize()
+        tree, frontier = {os.getpid()}, [os.getpid()]
+        while frontier:
+            parent = frontier.pop()
+            children = [p for p, pp in parents.items() if pp == parent and p not in tree]
+            tree.update(children)
+            frontier.extend(children)
+        return sum(rss.get(p, 0) for p in tree)
     except (OSError, ValueError, IndexError):  # not Linux: fall back to the lifetime peak
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 class PeakMemory:
-    """Samples this process's resident memory while the block runs; ``peak_mb`` after.
+    """Samples the resident memory of this process tree while the block runs.
 
     ``ru_maxrss`` would give the process's lifetime peak, which in the local runner
-    includes earlier stages; sampling gives the peak of this stage alone. Child
-    processes (dcm2niix) are small and reported separately by ``children_peak_mb``.
+    includes earlier stages, and misses nipype's worker processes; sampling the tree gives
+    the peak of this stage alone, workers included.
     """
 
-    def __init__(self, interval_s: float = 0.05) -> None:
+    def __init__(self, interval_s: float = 0.1) -> None:
         self.interval_s = interval_s
         self.peak = 0
         self._stop = threading.Event()

@@ -27,7 +27,9 @@ from radpipe.preprocessing.templates import grid_reference, mni_template
 class N4Params:
     """N4 bias-field correction: fitted on a shrunk image, applied at full resolution."""
 
-    shrink_mm: float = 4.0  # fit on voxels about this big (per axis, never upsampling)
+    # Fit on voxels about this big (per axis, never upsampling): 6 mm costs 40 % of 4 mm
+    # for a field that is smooth over centimetres anyway.
+    shrink_mm: float = 6.0
     iterations: tuple[int, ...] = (15, 10)  # per fitting level
     control_points: int = 4
     convergence: float = 1e-3

@@ -217,7 +217,7 @@ class PreprocessStage(Stage):
         template = mni_template()
         provenance_doc: dict[str, Any] = {
             "workflow": MR_WORKFLOW,
-            "engine": "nipype (Linear plugin, in-process)",
+            "engine": f"nipype {cfg.plugin} ({cfg.processes} processes)",
             "inputs": inputs,
             "anchor": result.anchor,
             "software": software,
