@@ -245,7 +245,9 @@ def test_image_constraints_pin_every_dependency() -> None:
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
     for requirement in pyproject["project"]["dependencies"]:
         name = re.split(r"[<>=!~\[ ]", requirement, maxsplit=1)[0]
-        assert re.sub(r"[-_.]+", "-", name).lower() in pins, f"{name} has no pinned version"
+        assert re.sub(r"[-_.]+", "-", name).lower() in pins, (
+            f"{name} has no pinned version in {constraints} (regenerate it: see its header)"
+        )
     for extra in ("kserve", "onnxruntime", "catboost"):
         assert extra in pins
 
