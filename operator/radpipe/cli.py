@@ -187,7 +187,7 @@ def run(
     console.print(f"job [bold]{job.uid}[/] submitted ({app_name})")
     with RichReporter(console, [s.name for s in job.status.stages], enabled=not no_progress) as rep:
         job = runner.run(job.uid, rep)
-    _finish(job, as_json)
+    _finish(job, as_json, runner.store)
 
 
 @cli.command()
@@ -198,12 +198,15 @@ def status(state: CliState, job_uid: str, as_json: bool) -> None:
     """Show a job's phase and the state of each stage."""
     from radpipe.local.runner import JobNotFound
 
+    runner = _runner(state)
     try:
-        job = _runner(state).get(job_uid)
+        job = runner.get(job_uid)
     except JobNotFound as err:
         raise click.ClickException(str(err)) from err
     if as_json:
-        click.echo(json.dumps(job.model_dump(mode="json", by_alias=True), indent=2))
+        from radpipe.local.summary import job_document
+
+        click.echo(json.dumps(job_document(job, runner.store), indent=2))
         return
     _print_job(job)
 
@@ -223,7 +226,7 @@ def resume(state: CliState, job_uid: str) -> None:
         raise click.ClickException(str(err)) from err
     with RichReporter(console, [s.name for s in job.status.stages]) as rep:
         job = runner.run(job_uid, rep)
-    _finish(job, False)
+    _finish(job, False, runner.store)
 
 
 @cli.command()
@@ -247,7 +250,7 @@ def release(state: CliState, job_uid: str, no_progress: bool) -> None:
     stages = [s.name for s in job.status.stages]
     with RichReporter(console, stages, enabled=not no_progress) as rep:
         job = runner.run(job_uid, rep)
-    _finish(job, False)
+    _finish(job, False, runner.store)
 
 
 @cli.command()
@@ -431,9 +434,11 @@ def _print_job(job: Any) -> None:
         out.print(job.status.message)
 
 
-def _finish(job: Any, as_json: bool) -> None:
+def _finish(job: Any, as_json: bool, store: Any = None) -> None:
     if as_json:
-        click.echo(json.dumps(job.model_dump(mode="json", by_alias=True), indent=2))
+        from radpipe.local.summary import job_document
+
+        click.echo(json.dumps(job_document(job, store), indent=2))
     else:
         _print_job(job)
     if job.status.phase.value in ("Failed", "Cancelled"):

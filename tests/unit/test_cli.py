@@ -58,9 +58,16 @@ def test_run_status_and_stage_run(toy_app: Settings, tmp_path: Path) -> None:
         ],
     )
     assert ran.exit_code == 0, ran.output
-    job = json.loads(ran.stdout[ran.stdout.index("{") :])
-    assert job["status"]["phase"] == "Succeeded"
-    uid = job["metadata"]["name"]
+    doc = json.loads(ran.stdout[ran.stdout.index("{") :])
+    assert doc["phase"] == "Succeeded"
+    assert doc["app"] == "toy" and doc["accession"] == "ACC9"
+    assert [st["name"] for st in doc["stages"]] == ["toy-produce", "toy-consume"]
+    produce = doc["stages"][0]
+    assert produce["state"] == "Succeeded" and produce["seconds"] is not None
+    assert produce["outputs"]["data.bin"]["size"] == 64
+    assert produce["outputs"]["data.bin"]["key"].endswith("/toy-produce/data.bin")
+    assert doc["findings"] == {"toyBytes": 64}
+    uid = doc["job"]
 
     shown = runner.invoke(cli, ["--config", str(config), "status", uid])
     assert shown.exit_code == 0
@@ -152,7 +159,7 @@ def test_held_job_exits_3_and_release_finishes_it(toy_app: Settings, tmp_path: P
         ],
     )
     assert held.exit_code == 3
-    uid = json.loads(held.stdout[held.stdout.index("{") :])["metadata"]["name"]
+    uid = json.loads(held.stdout[held.stdout.index("{") :])["job"]
     assert f"radpipe release {uid}" in held.output
     released = runner.invoke(cli, ["--config", str(config), "release", uid, "--no-progress"])
     assert released.exit_code == 0, released.output
