@@ -107,6 +107,22 @@ def stack_geometry(headers: Sequence[tuple[Path, Dataset]], role: str) -> StackG
             f"series for {role} has no readable DICOM instances",
             "check the fetch stage's output for this series",
         )
+    required = (
+        "ImageOrientationPatient",
+        "ImagePositionPatient",
+        "PixelSpacing",
+        "Rows",
+        "Columns",
+    )
+    for _, h in headers:
+        missing = [name for name in required if h.get(name) in (None, "", [])]
+        if missing:
+            number = h.get("InstanceNumber", "?")
+            raise UnusableSeries(
+                f"instance {number} of the series chosen for {role} lacks {', '.join(missing)}, "
+                "so the slices cannot be placed in space",
+                "pick another series for this role, or ask the PACS team to check this one",
+            )
     first = headers[0][1]
     uid = str(first.get("SeriesInstanceUID", ""))
     image_type = [str(v).upper() for v in (first.get("ImageType") or [])]
@@ -184,7 +200,24 @@ def read_pixels(geometry: StackGeometry, *, rescale: bool = True) -> NDArray[np.
     out = np.empty((len(geometry.slices), geometry.rows, geometry.columns), dtype=np.float32)
     for k, info in enumerate(geometry.slices):
         ds = pydicom.dcmread(info.path)
-        arr = ds.pixel_array.astype(np.float32)
+        try:
+            arr = ds.pixel_array.astype(np.float32)
+        except Exception as err:  # no handler for the syntax, damaged or missing pixel data
+            syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+            name = getattr(syntax, "name", None) or str(syntax or "unknown")
+            raise UnusableSeries(
+                f"cannot decode the pixel data of instance {info.instance_number} of series "
+                f"{geometry.series_instance_uid} (transfer syntax {name}): "
+                f"{type(err).__name__}: {err}",
+                "ask the PACS to send this series uncompressed or in a supported syntax "
+                "(JPEG, JPEG-LS, JPEG 2000, RLE), or pick another series",
+            ) from err
+        if arr.shape != (geometry.rows, geometry.columns):
+            raise UnusableSeries(
+                f"instance {info.instance_number} of series {geometry.series_instance_uid} "
+                f"decodes to {arr.shape}, not {geometry.rows}×{geometry.columns}",
+                "pick another series; this one is not a single-frame stack",
+            )
         if rescale:
             slope = float(ds.get("RescaleSlope", 1) or 1)
             intercept = float(ds.get("RescaleIntercept", 0) or 0)
