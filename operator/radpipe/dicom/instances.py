@@ -12,6 +12,7 @@ an error of the transfer: retrying would bring the same bytes again. It is writt
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -66,11 +67,19 @@ Writer = Callable[[str, bytes], Any]
 class CorruptInstance(ValueError):
     """The bytes received are not a usable DICOM instance; the message says why."""
 
-    def __init__(self, reason: str, sop_instance_uid: str = "", series_instance_uid: str = ""):
+    def __init__(
+        self,
+        reason: str,
+        sop_instance_uid: str = "",
+        series_instance_uid: str = "",
+        fields: dict[str, Any] | None = None,
+    ):
         super().__init__(reason)
         self.reason = reason
         self.sop_instance_uid = sop_instance_uid
         self.series_instance_uid = series_instance_uid
+        #: The series fields, when the header could be read (names the series in reports).
+        self.fields = fields or {}
 
 
 @dataclass(frozen=True)
@@ -85,6 +94,8 @@ class InstanceHeader:
     instance_number: int | None
     image_position: tuple[float, ...] | None
     dataset: Dataset = field(repr=False, compare=False)
+    #: A short hash of the patient (PatientID, else PatientName): never the PHI itself.
+    patient_key: str = ""
 
     def series_fields(self) -> dict[str, Any]:
         """The :data:`SERIES_FIELDS` present in the instance, as JSON values."""
@@ -123,6 +134,22 @@ def _expected_pixel_bytes(ds: Dataset) -> int | None:
     return int(rows) * int(cols) * samples * frames * (int(bits) // 8)
 
 
+_PIXEL_ELEMENTS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+
+def _fields(ds: Dataset) -> dict[str, Any]:
+    try:
+        return {name: jsonable(ds.get(name)) for name in SERIES_FIELDS if name in ds}
+    except Exception:  # a malformed element: the series goes unnamed
+        return {}
+
+
+def patient_key(ds: Dataset) -> str:
+    """A short, non-reversible tag of the instance's patient (to spot mixed studies)."""
+    ident = str(ds.get("PatientID", "") or "").strip() or str(ds.get("PatientName", "") or "")
+    return hashlib.sha256(ident.strip().encode("utf-8", "replace")).hexdigest()[:12]
+
+
 def inspect_instance(data: bytes) -> InstanceHeader:
     """Parse a Part-10 instance and check it is usable; raise :class:`CorruptInstance`."""
     try:
@@ -144,6 +171,8 @@ def inspect_instance(data: bytes) -> InstanceHeader:
         ]
         if missing:
             raise CorruptInstance(f"missing {', '.join(missing)}", sop, series)
+        if ds.get("Rows") and ds.get("Columns") and not any(n in ds for n in _PIXEL_ELEMENTS):
+            raise CorruptInstance("an image without pixel data", sop, series, _fields(ds))
         meta = getattr(ds, "file_meta", None)
         tsyntax = UID(str(meta.get("TransferSyntaxUID", "") if meta is not None else ""))
         if "PixelData" in ds and tsyntax and not tsyntax.is_compressed:
@@ -151,7 +180,7 @@ def inspect_instance(data: bytes) -> InstanceHeader:
             actual = len(ds.PixelData or b"")
             if expected is not None and actual < expected:
                 raise CorruptInstance(
-                    f"pixel data truncated ({actual} of {expected} bytes)", sop, series
+                    f"pixel data truncated ({actual} of {expected} bytes)", sop, series, _fields(ds)
                 )
         number = ds.get("InstanceNumber")
         position = ds.get("ImagePositionPatient")
@@ -164,6 +193,7 @@ def inspect_instance(data: bytes) -> InstanceHeader:
             instance_number=int(number) if number not in (None, "") else None,
             image_position=tuple(float(v) for v in position) if position else None,
             dataset=ds,
+            patient_key=patient_key(ds),
         )
     except CorruptInstance:
         raise
@@ -231,6 +261,8 @@ class StudySink:
         self.foreign = 0
         self._corrupt_serial = 0
         self._writing: set[str] = set()
+        #: patient key -> series UIDs with instances of that patient (see :func:`patient_key`)
+        self.patients: dict[str, set[str]] = {}
 
     # -- receiving -----------------------------------------------------------------------
 
@@ -251,6 +283,7 @@ class StudySink:
             return 0x0124  # Refused: not authorized — we did not ask for this study
         sop = header.sop_instance_uid
         with self._lock:
+            self.patients.setdefault(header.patient_key, set()).add(header.series_instance_uid)
             state = self.series.setdefault(header.series_instance_uid, SeriesState())
             if sop in state.instances or sop in self._writing:
                 self.duplicates += 1
@@ -293,6 +326,8 @@ class StudySink:
             state = self.series.setdefault(series_uid, SeriesState())
             if name in state.corrupt:
                 return
+            if bad.fields and not state.fields:
+                state.fields = dict(bad.fields)
         key = f"corrupt/{series_uid}/{name}.dcm"
         self._write(key, data)
         with self._lock:

@@ -49,6 +49,29 @@ def _stage_error(err: PacsError) -> StageError:
     return StageError(err.message, err.hint)
 
 
+def refuse_mixed_patients(sink: StudySink) -> None:
+    """Fail (for good) when the study holds instances of more than one patient.
+
+    A study filed under two patients is a PACS data-quality problem; analysing it would
+    put one patient's images in another patient's report. Only series numbers are named.
+    """
+    if len(sink.patients) <= 1:
+        return
+    groups = []
+    for series_uids in sorted(sink.patients.values(), key=lambda uids: sorted(uids)):
+        numbers = sorted(
+            str(sink.series[uid].fields.get("SeriesNumber", "?")) if uid in sink.series else "?"
+            for uid in series_uids
+        )
+        groups.append("series " + ", ".join(numbers))
+    raise StageError(
+        f"the study holds images of {len(sink.patients)} different patients "
+        f"({'; '.join(groups)}): radpipe analyses one patient's study only",
+        hint="ask the PACS team to correct the study (images filed under the wrong patient "
+        "or accession), then run the job again",
+    )
+
+
 class FetchStage(Stage):
     """Pull the job's study from its PACS node into the artifact store."""
 
@@ -116,6 +139,7 @@ class FetchStage(Stage):
         except PacsError as err:
             raise _stage_error(err) from err
         seconds = time.perf_counter() - clock
+        refuse_mixed_patients(sink)
         manifest = build_manifest(
             study,
             series,
@@ -191,6 +215,7 @@ class FetchStage(Stage):
         usable = [i for state in sink.series.values() for i in state.instances.values()]
         if not usable:
             raise StageError(f"no usable instance among the {len(keys)} received under {prefix}")
+        refuse_mixed_patients(sink)
         # study-level attributes from one instance (they are the same in all)
         ds = dcmread(
             BytesIO(ctx.store.get_bytes(ctx.prefix + usable[0].key)), stop_before_pixels=True
