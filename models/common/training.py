@@ -1,0 +1,92 @@
+"""Training plumbing shared by the model scripts: seeds, case caches, patches, losses, export."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from models.common.cache import WORK, cached_cases
+from torch import nn
+
+__all__ = ["WORK", "cached_cases"]
+
+
+def seed_everything(seed: int, threads: int = 2) -> None:
+    """Fixed seeds and a fixed thread count, so a run is repeatable on the same machine."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+
+
+def random_patch_start(
+    shape: Sequence[int], patch: Sequence[int], rng: np.random.Generator, centre: Any = None
+) -> tuple[int, ...]:
+    """A patch origin inside ``shape``; around ``centre`` (jittered) when given."""
+    start = []
+    for axis, (size, p) in enumerate(zip(shape, patch, strict=True)):
+        hi = max(size - p, 0)
+        if centre is None:
+            start.append(int(rng.integers(0, hi + 1)))
+        else:
+            c = int(centre[axis]) - p // 2 + int(rng.integers(-p // 3, p // 3 + 1))
+            start.append(min(max(c, 0), hi))
+    return tuple(start)
+
+
+def crop(array: np.ndarray, start: Sequence[int], patch: Sequence[int]) -> np.ndarray:
+    """The patch of the last len(patch) axes of ``array`` at ``start``, zero-padded if short."""
+    lead = array.ndim - len(patch)
+    box = tuple(slice(s, s + p) for s, p in zip(start, patch, strict=True))
+    out = array[(slice(None),) * lead + box]
+    pad = [(0, 0)] * lead + [(0, p - o) for p, o in zip(patch, out.shape[lead:], strict=True)]
+    if any(after for _, after in pad):
+        out = np.pad(out, pad)
+    return out
+
+
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, classes: int) -> torch.Tensor:
+    """One minus the mean soft Dice over the foreground classes (target holds class indices)."""
+    probs = torch.softmax(logits, dim=1)
+    onehot = nn.functional.one_hot(target, classes).permute(0, 4, 1, 2, 3).float()
+    dims = (0, 2, 3, 4)
+    inter = (probs * onehot).sum(dims)
+    denom = probs.sum(dims) + onehot.sum(dims)
+    dice = (2 * inter + 1.0) / (denom + 1.0)
+    return 1.0 - dice[1:].mean()
+
+
+def export_onnx(
+    model: nn.Module,
+    example: torch.Tensor,
+    path: Path,
+    final: str,
+    dynamic: dict[str, dict[int, str]],
+) -> None:
+    """Export ``model`` followed by softmax/sigmoid (``final``) to ONNX, opset 17."""
+
+    class WithHead(nn.Module):
+        def __init__(self, inner: nn.Module) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            y = self.inner(x)
+            return torch.softmax(y, dim=1) if final == "softmax" else torch.sigmoid(y)
+
+    wrapped = WithHead(model).eval()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.onnx.export(
+        wrapped,
+        (example,),
+        str(path),
+        input_names=["input"],
+        output_names=["output"],
+        dynamic_axes=dynamic,
+        opset_version=17,
+        dynamo=False,
+    )

@@ -1,0 +1,110 @@
+"""Train the glioma 3D U-Net on synthetic cases rendered onto the model grid (CPU, minutes).
+
+
+    .venv-train/bin/python models/glioma-unet/train.py [--steps N] [--cases N]
+
+Writes var/train/glioma-unet/checkpoint.pt; export.py turns it into model.onnx.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from models.common import mr_grid
+from models.common.nets import UNet3D
+from models.common.training import (
+    WORK,
+    cached_cases,
+    crop,
+    random_patch_start,
+    seed_everything,
+    soft_dice_loss,
+)
+
+NAME = "glioma-unet"
+#: BraTS label value → class index of the network's output.
+CLASS_LABELS = (0, 1, 2, 4)
+BASE, LEVELS = 8, 3
+
+
+def make(seed: int) -> dict[str, np.ndarray]:
+    """A training case: normals every 8th seed (so the model learns to say nothing)."""
+    kind = "normal" if seed % 8 == 7 else "glioma"
+    case = mr_grid.make_case(kind, seed)
+    return {"image": case.image, "labels": case.labels}
+
+
+def batches(cases: list[dict[str, np.ndarray]], patch: int, batch: int, rng: np.random.Generator):
+    """Endless (x, y) batches: 75 % of patches centred on tumour, the rest anywhere."""
+    lut = np.zeros(256, dtype=np.int64)
+    for index, value in enumerate(CLASS_LABELS):
+        lut[value] = index
+    size = (patch,) * 3
+    while True:
+        xs, ys = [], []
+        for _ in range(batch):
+            case = cases[int(rng.integers(len(cases)))]
+            labels = case["labels"]
+            centre = None
+            if rng.random() < 0.75 and labels.any():
+                fg = np.flatnonzero(labels[::4, ::4, ::4])
+                if fg.size:
+                    ijk = np.unravel_index(int(rng.choice(fg)), labels[::4, ::4, ::4].shape)
+                    centre = np.array(ijk) * 4
+            start = random_patch_start(labels.shape, size, rng, centre)
+            x = crop(case["image"], start, size).astype(np.float32)
+            y = lut[crop(labels, start, size)]
+            if rng.random() < 0.5:  # left-right mirror: the template is near-symmetric
+                x, y = x[:, ::-1], y[::-1]
+            # per-channel contrast jitter beyond what the renderer varies
+            x = x * rng.uniform(0.9, 1.1, size=(4, 1, 1, 1)) + rng.uniform(-0.1, 0.1, (4, 1, 1, 1))
+            xs.append(np.ascontiguousarray(x))
+            ys.append(np.ascontiguousarray(y))
+        yield torch.from_numpy(np.stack(xs)).float(), torch.from_numpy(np.stack(ys))
+
+
+def main() -> None:
+    """Generate (or reuse) the training cases and train."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cases", type=int, default=24)
+    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--patch", type=int, default=48)
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    seed_everything(args.seed)
+    cases = cached_cases(NAME, make, range(args.cases), workers=args.workers)
+    model = UNet3D(4, len(CLASS_LABELS), BASE, LEVELS)
+    optim = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(optim, args.lr, total_steps=args.steps)
+    ce = torch.nn.CrossEntropyLoss()
+    rng = np.random.default_rng(args.seed)
+    out = WORK / NAME / "checkpoint.pt"
+    started = time.time()
+    model.train()
+    for step, (x, y) in enumerate(batches(cases, args.patch, args.batch, rng), start=1):
+        logits = model(x)
+        loss = ce(logits, y) + soft_dice_loss(logits, y, len(CLASS_LABELS))
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+        sched.step()
+        if step % 25 == 0 or step == args.steps:
+            print(f"step {step} loss {loss.item():.4f} ({time.time() - started:.0f} s)", flush=True)
+            torch.save({"model": model.state_dict(), "step": step, "args": vars(args)}, out)
+        if step == args.steps:
+            break
+
+
+if __name__ == "__main__":
+    main()

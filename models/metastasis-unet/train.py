@@ -1,0 +1,112 @@
+"""Train the metastasis 3D U-Net (T1c + FLAIR → lesion probability) on synthetic cases.
+
+    .venv-train/bin/python models/metastasis-unet/train.py [--steps N] [--cases N]
+
+Writes var/train/metastasis-unet/checkpoint.pt; export.py turns it into model.onnx.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from models.common import mr_grid
+from models.common.nets import UNet3D
+from models.common.training import WORK, cached_cases, crop, random_patch_start, seed_everything
+
+NAME = "metastasis-unet"
+#: Model input channels, as indices into the grid's MR_CHANNELS (t1, t1c, t2, flair).
+CHANNELS = ("t1c", "flair")
+BASE, LEVELS = 8, 3
+
+
+def make(seed: int) -> dict[str, np.ndarray]:
+    """A training case: normals every 8th seed (false positives are learnt there)."""
+    kind = "normal" if seed % 8 == 7 else "metastasis"
+    case = mr_grid.make_case(kind, seed)
+    index = [mr_grid.CHANNELS.index(c) for c in CHANNELS]
+    return {"image": case.image[index], "instances": case.instances}
+
+
+def batches(cases: list[dict[str, np.ndarray]], patch: int, batch: int, rng: np.random.Generator):
+    """Endless (x, y) batches: 70 % centred on a lesion chosen uniformly (small ones too)."""
+    size = (patch,) * 3
+    while True:
+        xs, ys = [], []
+        for _ in range(batch):
+            case = cases[int(rng.integers(len(cases)))]
+            inst = case["instances"]
+            centre = None
+            if rng.random() < 0.7 and "centres" in case and len(case["centres"]):
+                centre = case["centres"][int(rng.integers(len(case["centres"])))]
+            start = random_patch_start(inst.shape, size, rng, centre)
+            x = crop(case["image"], start, size).astype(np.float32)
+            y = (crop(inst, start, size) > 0).astype(np.float32)
+            if rng.random() < 0.5:
+                x, y = x[:, ::-1], y[::-1]
+            x = x * rng.uniform(0.9, 1.1, size=(2, 1, 1, 1)) + rng.uniform(-0.1, 0.1, (2, 1, 1, 1))
+            if rng.random() < 0.2:  # FLAIR is optional for this app: learn to do without
+                x[1] = 0.0
+            xs.append(np.ascontiguousarray(x))
+            ys.append(np.ascontiguousarray(y))
+        yield torch.from_numpy(np.stack(xs)).float(), torch.from_numpy(np.stack(ys))[:, None]
+
+
+def dice_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """BCE (positives up-weighted: lesions are rare) plus soft Dice."""
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits, target, pos_weight=torch.tensor(3.0)
+    )
+    p = torch.sigmoid(logits)
+    dice = (2 * (p * target).sum() + 1) / (p.sum() + target.sum() + 1)
+    return bce + (1 - dice)
+
+
+def main() -> None:
+    """Generate (or reuse) the training cases and train."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--cases", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--patch", type=int, default=48)
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    seed_everything(args.seed)
+    cases = cached_cases(NAME, make, range(args.cases), workers=args.workers)
+    for case in cases:
+        inst = case["instances"]
+        ids = np.unique(inst)[1:]
+        from scipy import ndimage as ndi
+
+        case["centres"] = np.array(ndi.center_of_mass(inst > 0, inst, ids)) if ids.size else []
+    model = UNet3D(len(CHANNELS), 1, BASE, LEVELS)
+    optim = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(optim, args.lr, total_steps=args.steps)
+    rng = np.random.default_rng(args.seed)
+    out = WORK / NAME / "checkpoint.pt"
+    started = time.time()
+    model.train()
+    for step, (x, y) in enumerate(batches(cases, args.patch, args.batch, rng), start=1):
+        loss = dice_bce(model(x), y)
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+        sched.step()
+        if step % 25 == 0 or step == args.steps:
+            print(f"step {step} loss {loss.item():.4f} ({time.time() - started:.0f} s)", flush=True)
+            torch.save({"model": model.state_dict(), "step": step, "args": vars(args)}, out)
+        if step == args.steps:
+            break
+
+
+if __name__ == "__main__":
+    main()
