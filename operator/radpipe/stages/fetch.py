@@ -262,6 +262,7 @@ class FetchStage(Stage):
                 "corrupt_instances": float(manifest["corrupt_count"]),
                 "megabytes": round(sink.bytes_received / 1e6, 3),
                 "seconds": round(seconds, 3),
+                "duplicates_ignored": float(sink.duplicates),
             },
             provenance={
                 "source": "intake",
