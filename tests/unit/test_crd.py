@@ -47,8 +47,11 @@ def test_job_crd_has_status_columns_short_names_and_cel_rules() -> None:
     version = job["spec"]["versions"][0]
     assert version["subresources"] == {"status": {}}
     assert [c["name"] for c in version["additionalPrinterColumns"]][:4] == [
-        "Phase", "Stage", "App", "Accession",
-    ]  # fmt: skip
+        "Phase",
+        "Stage",
+        "App",
+        "Accession",
+    ]
     assert "Age" in [c["name"] for c in version["additionalPrinterColumns"]]
     assert "aj" in job["spec"]["names"]["shortNames"]
     spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
@@ -59,8 +62,11 @@ def test_job_crd_has_status_columns_short_names_and_cel_rules() -> None:
     # every model field reaches the CRD (pruning would drop it silently otherwise)
     status = version["schema"]["openAPIV3Schema"]["properties"]["status"]
     for model, schema in ((JobSpec, spec), (JobStatus, status), (StageStatus, None)):
-        props = schema["properties"] if schema else status["properties"]["stages"]["items"][
-            "properties"]  # fmt: skip
+        props = (
+            schema["properties"]
+            if schema
+            else status["properties"]["stages"]["items"]["properties"]
+        )
         for name, field in model.model_fields.items():
             assert (field.alias or name) in props, name
     assert "studyInstanceUID" in spec["properties"]

@@ -22,7 +22,7 @@ def test_infer_asks_for_the_gpu_the_app_names() -> None:
     app = get_app("glioma").spec
     manifest = build_stage_job(job(), app, "infer", 2, OperatorSettings())
     container = manifest["spec"]["template"]["spec"]["containers"][0]
-    assert container["resources"] == {"limits": {"nvidia.com/gpu": 1}}
+    assert container["resources"] == {"limits": {"nvidia.com/gpu": "1"}}
     assert {"name": "RADPIPE_STAGE_ATTEMPT", "value": "2"} in container["env"]
     assert container["envFrom"] == [{"secretRef": {"name": "radpipe-stage-env"}}]
     assert manifest["metadata"]["labels"][names.LABEL_PRIORITY] == "stat"

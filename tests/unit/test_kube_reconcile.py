@@ -18,7 +18,7 @@ from radpipe.api.apps import get_app
 from radpipe.api.models import AnalysisApp, AnalysisJob
 from radpipe.config import Settings
 from radpipe.kube import names
-from radpipe.kube.cluster import Body, Conflict
+from radpipe.kube.cluster import Body, ClusterError, Conflict
 from radpipe.kube.metrics import Metrics
 from radpipe.kube.queue import Ledger
 from radpipe.kube.reconcile import Operator, reconcile
@@ -43,6 +43,7 @@ class FakeCluster:
         self.deleted: list[str] = []
         self.status_patches = 0
         self.isvcs: dict[str, Body] = {}
+        self.refuse = False
         self._rv = itertools.count(1)
 
     def add_job(self, name: str, spec: dict[str, Any], **meta: Any) -> None:
@@ -106,6 +107,8 @@ class FakeCluster:
 
     def create_stage_job(self, manifest: Body) -> tuple[Body, bool]:
         name = manifest["metadata"]["name"]
+        if self.refuse:
+            raise ClusterError("Job.batch is invalid: resources.limits: bad quantity", 422)
         if name in self.stage_jobs:
             return copy.deepcopy(self.stage_jobs[name]), False
         self.creates.append(name)
@@ -200,8 +203,14 @@ def test_a_new_job_gets_its_first_stage_job(world: Any) -> None:
     assert job["metadata"]["labels"][names.LABEL_STAGE] == "toy-produce"
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == [
-        "radpipe", "stage", "run", "--job", f"{NS}/a1", "--stage", "toy-produce",
-    ]  # fmt: skip
+        "radpipe",
+        "stage",
+        "run",
+        "--job",
+        f"{NS}/a1",
+        "--stage",
+        "toy-produce",
+    ]
     assert job["spec"]["backoffLimit"] == 0
     assert job["spec"]["activeDeadlineSeconds"] == 1800
 
@@ -346,3 +355,14 @@ def test_a_job_deleted_by_hand_is_recreated(world: Any) -> None:
     del cluster.stage_jobs["a1-toy-produce-1"]
     reconcile(op, NS, "a1")
     assert cluster.creates == ["a1-toy-produce-1", "a1-toy-produce-1"]
+
+
+def test_a_job_the_api_server_refuses_fails_the_analysis_job(world: Any) -> None:
+    op, cluster, _ = world
+    cluster.refuse = True
+    cluster.add_job("a1", {"accession": "ACC1", "app": "toy"})
+    reconcile(op, NS, "a1")
+    st = status(cluster, "a1")
+    assert st["phase"] == "Failed"
+    assert "the API server refused the Job for stage toy-produce" in st["message"]
+    assert "bad quantity" in st["message"]

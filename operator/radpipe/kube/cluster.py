@@ -130,10 +130,13 @@ class KubernetesCluster:
 
     def _call(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         from kubernetes.client.exceptions import ApiException
+        from pydantic import ValidationError
         from urllib3.exceptions import HTTPError
 
         try:
             response = fn(*args, _preload_content=False, _request_timeout=30, **kwargs)
+        except ValidationError as err:  # the client's own schema check: same as a 422
+            raise ClusterError(f"{what}: invalid request: {err}", 422) from err
         except ApiException as err:
             reason = _api_message(err)
             cls = Conflict if err.status == 409 else ClusterError

@@ -174,6 +174,12 @@ def build_registry(op: Operator, requeuer: Requeuer) -> kopf.OperatorRegistry:
     registry = kopf.OperatorRegistry()
     settings = op.settings
 
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+        # A registry of our own has none of kopf's default login handlers: use the same
+        # credentials as the kubernetes client (in-cluster account, else KUBECONFIG).
+        return kopf.login_via_client(**kwargs)
+
     @kopf.on.startup(registry=registry)
     async def started(**_: Any) -> None:
         requeuer.attach(asyncio.get_running_loop())

@@ -45,7 +45,12 @@ def stage_resources(app: AppSpec, stage: str) -> dict[str, Any]:
     copies them to requests.
     """
     resources = app.stage(stage).resources
-    return {key: dict(value) for key, value in resources.items() if key in ("requests", "limits")}
+    # Quantities go out as strings ("1", "500m", "4Gi"), as the API server returns them.
+    return {
+        key: {name: str(quantity) for name, quantity in value.items()}
+        for key, value in resources.items()
+        if key in ("requests", "limits")
+    }
 
 
 def build_stage_job(

@@ -471,8 +471,11 @@ def _step(op: Operator, run: _Pass) -> bool:
     manifest = build_stage_job(run.job, run.app.spec, step.name, step.attempt, op.settings)
     try:
         created_body, created = op.cluster.create_stage_job(manifest)
-    except ClusterError:
+    except ClusterError as err:
         op.ledger.release(run.namespace, run.job.metadata.name)
+        if err.status in (400, 403, 422):  # refused as it is: retrying will not help
+            _refused(op, run, step.name, manifest["metadata"]["name"], err)
+            return False
         raise
     if run.finished_seen is not None:
         op.metrics.handoff_seconds.observe(time.monotonic() - run.finished_seen)
@@ -493,6 +496,21 @@ def _step(op: Operator, run: _Pass) -> bool:
     )
     # A Job adopted after a restart may have finished already: fold it right away.
     return not created and job_outcome(created_body).state is not JobState.RUNNING
+
+
+def _refused(op: Operator, run: _Pass, stage: str, job_name: str, err: ClusterError) -> None:
+    """The API server refused the stage's Job (bad resources in the app, RBAC): fail the job
+    through the state machine, with the API server's words."""
+    message = (
+        f"the API server refused the Job for stage {stage}: {err}; fix the AnalysisApp's "
+        "stage settings or the operator's permissions, then create the job again"
+    )
+    run.status = mark_started(run.status, stage, pod_job=job_name)
+    run.status = mark_failed(
+        run.status, run.app.spec, stage, message, retryable=False, policy=op.policy
+    )
+    run.slot = Slot.IDLE
+    run.event("Warning", "StageFailed", run.status.message or message)
 
 
 def _patch_status(op: Operator, body: Body, status: JobStatus, before: Body) -> None:
