@@ -57,13 +57,13 @@ CASES = (
 )
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def _generate(case: DemoCase, archive: Path, console: Console) -> dict[str, Any]:
+def generate_case(case: DemoCase, archive: Path, console: Console) -> dict[str, Any]:
     """The case's study, generated once and then reused (same seed, same study)."""
     from radpipe.synth import generate_study
 
@@ -77,8 +77,8 @@ def _generate(case: DemoCase, archive: Path, console: Console) -> dict[str, Any]
     return dict(json.loads(truth_file.read_text()))
 
 
-def _write_config(root: Path, archive_port: int) -> Path:
-    storage_port = _free_port()
+def write_config(root: Path, archive_port: int) -> Path:
+    storage_port = free_port()
     config = {
         "data_dir": str((root / "data").resolve()),
         "log_level": "WARNING",
@@ -117,7 +117,7 @@ def _write_config(root: Path, archive_port: int) -> Path:
     return path
 
 
-def _start_archive(archive: Path, port: int, config: Path) -> subprocess.Popen[bytes]:
+def start_archive(archive: Path, port: int, config: Path) -> subprocess.Popen[bytes]:
     from radpipe.dicom.archive import prepare
 
     settings = load_settings(config)
@@ -164,7 +164,7 @@ def _start_web(config: Path, port: int) -> subprocess.Popen[bytes] | None:
     return process
 
 
-def _stop(process: subprocess.Popen[bytes] | None) -> None:
+def stop_process(process: subprocess.Popen[bytes] | None) -> None:
     if process is None or process.poll() is not None:
         return
     process.send_signal(signal.SIGTERM)
@@ -237,9 +237,9 @@ def main(keep_web: bool) -> None:
     archive = DEMO_DIR / "archive"
     archive.mkdir(parents=True, exist_ok=True)
     for case in CASES:
-        _generate(case, archive, console)
-    archive_port = _free_port()
-    config = _write_config(DEMO_DIR, archive_port)
+        generate_case(case, archive, console)
+    archive_port = free_port()
+    config = write_config(DEMO_DIR, archive_port)
     runnable = set(stage_names())
     skipped = [
         s
@@ -248,7 +248,7 @@ def main(keep_web: bool) -> None:
     ]
     if skipped:
         console.print(f"[yellow]not yet available, skipped:[/] {', '.join(skipped)}")
-    server = _start_archive(archive, archive_port, config)
+    server = start_archive(archive, archive_port, config)
     web: subprocess.Popen[bytes] | None = None
     jobs: list[AnalysisJob] = []
     try:
@@ -256,7 +256,7 @@ def main(keep_web: bool) -> None:
         for case in CASES:
             jobs.append(_run_case(case, config, console))
         _summary(jobs, console)
-        web_port = _free_port()
+        web_port = free_port()
         web = _start_web(config, web_port)
         console.print(f"\nconfiguration: {config}  (radpipe --config {config} jobs)")
         for job in jobs:
@@ -273,8 +273,8 @@ def main(keep_web: bool) -> None:
     except KeyboardInterrupt:
         console.print("stopping")
     finally:
-        _stop(web)
-        _stop(server)
+        stop_process(web)
+        stop_process(server)
     failed = [j for j in jobs if j.status.phase.value != "Succeeded"]
     sys.exit(1 if failed or len(jobs) < len(CASES) else 0)
 
