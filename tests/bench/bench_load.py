@@ -27,6 +27,7 @@ sys.path.insert(0, str(REPO))
 
 
 def main() -> int:
+    from radpipe.config import Settings
     from tests.fixtures.web import (
         PASSWORDS,
         install_webtoy,
@@ -35,8 +36,6 @@ def main() -> int:
         uninstall_webtoy,
         write_users,
     )
-
-    from radpipe.config import Settings
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--jobs", type=int, default=200)
