@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 TOOLS_DIR ?= $(HOME)/.cache/radpipe/tools
 export RADPIPE_TOOLS_DIR := $(TOOLS_DIR)
 
-.PHONY: venv system-deps tools lint format test test-fast demo bench clean
+.PHONY: venv system-deps tools lint format test test-fast demo bench audit clean
 
 venv: $(STAMP)
 
@@ -47,6 +47,10 @@ demo: venv system-deps
 
 bench: venv system-deps tools
 	for b in tests/bench/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# Known-vulnerability scan (pip-audit); needs pypi.org's per-version JSON API.
+audit: venv
+	scripts/audit-dependencies.sh
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
