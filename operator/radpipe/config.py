@@ -53,6 +53,24 @@ class StoreConfig(_Section):
     s3: S3Config = Field(default_factory=S3Config)
 
 
+class TlsConfig(_Section):
+    """TLS for a DICOM connection (DICOM PS3.15 B.1 secure transport) or DICOMweb.
+
+    As a client: ``ca_file`` verifies the server; ``cert_file``/``key_file`` present a
+    client certificate. As a server (intake): ``cert_file``/``key_file`` are required, and
+    with ``ca_file`` (and ``verify``) every client must present a certificate it signed.
+    """
+
+    ca_file: Path | None = Field(
+        None, description="PEM CA bundle the peer's certificate must chain to (default: system)"
+    )
+    cert_file: Path | None = Field(None, description="PEM certificate we present")
+    key_file: Path | None = Field(None, description="PEM private key of cert_file")
+    verify: bool = Field(
+        True, description="verify the peer's certificate (and a server's host name)"
+    )
+
+
 class PacsNodeConfig(_Section):
     """One PACS node, reached over DIMSE or DICOMweb."""
 
@@ -76,6 +94,9 @@ class PacsNodeConfig(_Section):
     )
     retry_backoff_seconds: float = Field(1.0, ge=0, description="first retry delay, doubled")
     verify_tls: bool = Field(True, description="verify the DICOMweb server's certificate")
+    tls: TlsConfig | None = Field(
+        None, description="TLS toward the node (DIMSE or DICOMweb); none: plain TCP for DIMSE"
+    )
 
     @model_validator(mode="after")
     def _check_transport(self) -> PacsNodeConfig:
@@ -200,6 +221,9 @@ class IntakeConfig(_Section):
     )
     namespace: str = Field("radpipe", description="cluster: namespace of the AnalysisJobs")
     max_associations: int = Field(16, ge=1, description="associations served at once")
+    tls: TlsConfig | None = Field(
+        None, description="serve DICOM over TLS (cert_file and key_file needed); none: plain TCP"
+    )
 
 
 class FhirConfig(_Section):

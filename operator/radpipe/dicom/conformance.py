@@ -287,8 +287,10 @@ def render(aes: Sequence[AeSpec]) -> str:
         )
     lines += [
         "",
-        "Implementation Class UID and Version Name are pynetdicom's. No security profiles: run "
-        "DICOM traffic on the hospital network or through a TLS tunnel.",
+        "Implementation Class UID and Version Name are pynetdicom's. Security: the DIMSE "
+        "client (`pacs.<node>.tls`) and the receiver (`intake.tls`) support the Basic TLS "
+        "Secure Transport Connection Profile (TLS 1.2+, optional client certificates); "
+        "without a `tls` section DICOM runs over plain TCP.",
         "",
     ]
     seen: dict[str, str] = {}

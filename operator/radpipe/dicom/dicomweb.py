@@ -32,6 +32,7 @@ from radpipe.dicom.instances import StudySink
 from radpipe.dicom.models import RetrieveCounts, SeriesMatch, StoreReport, StudyMatch
 from radpipe.dicom.nodes import PacsNode
 from radpipe.dicom.retrieve import SeriesFetcher
+from radpipe.dicom.tls import requests_options
 
 T = TypeVar("T")
 
@@ -76,7 +77,7 @@ class DicomwebClient:
         if client is None:
             cfg = self.config
             session = requests.Session()
-            session.verify = cfg.verify_tls
+            session.verify, session.cert = requests_options(cfg.tls, cfg.verify_tls)
             if cfg.username:
                 password = cfg.password.get_secret_value() if cfg.password else ""
                 session.auth = (cfg.username, password)

@@ -39,6 +39,7 @@ from radpipe.dicom.instances import StudySink
 from radpipe.dicom.models import RetrieveCounts, SeriesMatch, StoreReport, StudyMatch
 from radpipe.dicom.nodes import PacsNode
 from radpipe.dicom.scp import MAX_PDU, StorageReceiver
+from radpipe.dicom.tls import client_context
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +125,7 @@ class DimseClient:
         ae = self._ae()
         ae.requested_contexts = list(contexts)
         cfg = self.config
+        tls_args = (client_context(cfg.tls), cfg.host) if cfg.tls else None
         assoc = ae.associate(
             cfg.host,
             cfg.port,
@@ -131,6 +133,7 @@ class DimseClient:
             max_pdu=MAX_PDU,  # associate() ignores ae.maximum_pdu_size
             ext_neg=list(roles) or None,
             evt_handlers=list(handlers) or None,
+            tls_args=tls_args,
         )
         if not assoc.is_established:
             raise self._refusal(assoc, what)

@@ -34,6 +34,7 @@ from radpipe.api.models import utcnow as _utcnow
 from radpipe.config import IntakeConfig, Settings
 from radpipe.dicom.contexts import VERIFICATION
 from radpipe.dicom.instances import CorruptInstance, inspect_instance
+from radpipe.dicom.tls import server_context
 from radpipe.intake.facts import Classifier, describe_facts, samples_from_store, study_facts
 from radpipe.intake.rules import Rule, RuleSet, StudyFacts
 from radpipe.intake.submitter import CALLING_AE_ANNOTATION, RULE_ANNOTATION, Submitter
@@ -307,11 +308,13 @@ class Receiver:
     def start(self) -> int:
         """Listen and start settling; returns the port (useful with port 0)."""
         config = self.intake.config
+        ssl_context = server_context(config.tls) if config.tls else None
         try:
             self._server = self.ae.start_server(
                 (config.bind, config.port),
                 block=False,
                 evt_handlers=[(evt.EVT_C_STORE, self._on_store), (evt.EVT_C_ECHO, self._on_echo)],
+                ssl_context=ssl_context,
             )
         except OSError as err:
             raise IntakeError(
