@@ -44,8 +44,8 @@ KUBETOY_APP = {
         },
         "models": [{"role": "scorer", "inferenceService": "kubetoy-model"}],
         "stages": [
-            {"name": "kt-produce", "timeoutSeconds": 120},
-            {"name": "kt-infer", "maxAttempts": 3, "timeoutSeconds": 120},
+            {"name": "kt-produce", "timeoutSeconds": 600},
+            {"name": "kt-infer", "maxAttempts": 3, "timeoutSeconds": 600},
         ],
     },
 }

@@ -74,7 +74,7 @@ def test_the_glioma_example_runs_end_to_end(
     from radpipe.synth import generate_study
 
     plane = kube_cluster.plane
-    app, job = example()
+    _app, job = example()
     accession = job["spec"]["accession"]
     study = tmp_path / "study"
     generate_study("mr-glioma", study, seed=11, accession=accession)
@@ -121,6 +121,13 @@ def test_the_glioma_example_runs_end_to_end(
     assert result["results"], "the results reach the AnalysisJob status"
     assert result["modelVersions"], "the model version is recorded"
     assert [s["state"] for s in result["stages"]] == ["Succeeded"] * len(GLIOMA_STAGES)
+    # The infer pod called the model server it found in the InferenceService's status.
+    from radpipe.store.s3 import S3Store
+    from tests.fixtures.minio import ACCESS_KEY, SECRET_KEY
+
+    store = S3Store(kube_cluster.minio.endpoint, "radpipe-cluster", ACCESS_KEY, SECRET_KEY)
+    infer = store.get_json(f"jobs/{body['metadata']['uid']}/infer/result.json")
+    assert [m["where"] for m in infer["provenance"]["models"]] == [model_server]
     # The SEG, the SR and the encapsulated PDF are in the PACS, in the study.
     studies = orthanc.post_json(
         "/tools/find", {"Level": "Series", "Expand": True, "Query": {"AccessionNumber": accession}}
