@@ -111,7 +111,7 @@ def storage_scp_spec() -> AeSpec:
     from radpipe.dicom.scp import StorageReceiver
 
     config = PacsNodeConfig()
-    receiver = StorageReceiver("127.0.0.1", 0, config.move_destination)
+    receiver = StorageReceiver("127.0.0.1", 0, config.move_destination, config.ae_title)
     try:
         ae: AE = receiver._server.ae
         contexts = _contexts(ae.supported_contexts, "SCP")
@@ -126,6 +126,9 @@ def storage_scp_spec() -> AeSpec:
         "requests; runs only while a retrieve is in progress, on `pacs.<node>.storage_port`.",
         contexts=contexts,
         policies=[
+            "Accepts associations only when called by `pacs.<node>.move_destination` and only "
+            "from the AE title (`pacs.<node>.ae_title`) of a PACS node a running C-MOVE "
+            "retrieves from (others: rejected at association time).",
             "Accepts instances only of studies a running retrieve asked for (others: status "
             "0x0124, refused: not authorized).",
             f"Maximum PDU size received: {pdu} bytes.",

@@ -257,7 +257,12 @@ class DimseClient:
         if self.node.retrieve_method == "c-move":
             cfg = self.config
             with StorageReceiver.serving(
-                cfg.storage_bind, cfg.storage_port, cfg.move_destination, study_uid, sink
+                cfg.storage_bind,
+                cfg.storage_port,
+                cfg.move_destination,
+                study_uid,
+                sink,
+                calling_ae=cfg.ae_title,  # the PACS sends the C-MOVE's C-STOREs as itself
             ):
                 yield lambda series, uids: self._retrieve("c-move", study_uid, series, sink, uids)
         else:

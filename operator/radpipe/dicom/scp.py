@@ -4,12 +4,18 @@ One listener per (interface, port) is shared by every retrieve in the process an
 while at least one retrieve needs it. Each retrieve registers the study it asked for and the
 :class:`~radpipe.dicom.instances.StudySink` that takes its instances; an instance of a study
 nobody asked for is refused (status 0x0124), so a misrouted C-MOVE cannot mix studies.
+
+Associations are accepted only when they call radpipe by its C-MOVE destination AE title
+(``pacs.<node>.move_destination``) and come from the AE title of a PACS node that is
+retrieving into this listener right now (``pacs.<node>.ae_title``); any other is rejected
+at association time, so nobody else on the network can push instances into a job.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import ClassVar
@@ -32,16 +38,22 @@ class StorageReceiver:
     _running: ClassVar[dict[tuple[str, int], StorageReceiver]] = {}
     _registry_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, bind: str, port: int, ae_title: str) -> None:
+    def __init__(self, bind: str, port: int, ae_title: str, calling_ae: str) -> None:
         self.bind = bind
         self.port = port
+        self._key = (bind, port)
         self.ae_title = ae_title
         self._routes: dict[str, tuple[StudySink, int]] = {}
+        self._callers: Counter[str] = Counter()
         self._lock = threading.Lock()
         self._users = 0
         ae = AE(ae_title=ae_title)
         ae.maximum_pdu_size = MAX_PDU
         ae.network_timeout = 60
+        ae.require_called_aet = True
+        # Never empty: pynetdicom reads an empty list as "accept any calling AE".
+        ae.require_calling_aet = [calling_ae]
+        self._ae = ae
         ae.add_supported_context(VERIFICATION)
         # As the accepting side we are not bound by the 128-context limit: take every class.
         for cx in AllStoragePresentationContexts:
@@ -65,26 +77,64 @@ class StorageReceiver:
     @classmethod
     @contextmanager
     def serving(
-        cls, bind: str, port: int, ae_title: str, study_uid: str, sink: StudySink
+        cls,
+        bind: str,
+        port: int,
+        ae_title: str,
+        study_uid: str,
+        sink: StudySink,
+        *,
+        calling_ae: str,
     ) -> Iterator[StorageReceiver]:
-        """Accept instances of ``study_uid`` into ``sink`` while the block runs."""
+        """Accept instances of ``study_uid`` into ``sink`` while the block runs, sent by
+        ``calling_ae`` (the PACS performing the C-MOVE) to ``ae_title``."""
         with cls._registry_lock:
             receiver = cls._running.get((bind, port))
             if receiver is None:
-                receiver = cls(bind, port, ae_title)
+                receiver = cls(bind, port, ae_title, calling_ae)
                 cls._running[(bind, port)] = receiver
+            elif receiver.ae_title != ae_title:
+                raise PacsError(
+                    f"radpipe's Storage SCP on {bind}:{port} already runs as {receiver.ae_title!r}"
+                    f", not {ae_title!r}",
+                    hint="PACS nodes sharing a storage_port must use the same move_destination",
+                )
             receiver._users += 1
-        receiver._add_route(study_uid, sink)
+            receiver._add_caller(calling_ae)
+        try:
+            receiver._add_route(study_uid, sink)
+        except BaseException:
+            cls._release(receiver, calling_ae)
+            raise
         try:
             yield receiver
         finally:
             receiver._remove_route(study_uid)
-            with cls._registry_lock:
-                receiver._users -= 1
-                if receiver._users == 0:
-                    cls._running.pop((bind, port), None)
-                    receiver._server.shutdown()
-                    log.info("storage SCP on %s:%d stopped", bind, receiver.port)
+            cls._release(receiver, calling_ae)
+
+    @classmethod
+    def _release(cls, receiver: StorageReceiver, calling_ae: str) -> None:
+        """One user less; the last one stops the listener."""
+        with cls._registry_lock:
+            receiver._remove_caller(calling_ae)
+            receiver._users -= 1
+            if receiver._users == 0:
+                cls._running.pop(receiver._key, None)
+                receiver._server.shutdown()
+                log.info("storage SCP on %s:%d stopped", receiver.bind, receiver.port)
+
+    def _add_caller(self, calling_ae: str) -> None:
+        """Accept associations from ``calling_ae`` too."""
+        self._callers[calling_ae] += 1
+        self._ae.require_calling_aet = sorted(self._callers)
+
+    def _remove_caller(self, calling_ae: str) -> None:
+        """One retrieve by ``calling_ae`` less; the last one stops accepting it."""
+        self._callers[calling_ae] -= 1
+        if self._callers[calling_ae] <= 0:
+            del self._callers[calling_ae]
+        if self._callers:  # never empty: that would accept anybody
+            self._ae.require_calling_aet = sorted(self._callers)
 
     def _add_route(self, study_uid: str, sink: StudySink) -> None:
         with self._lock:
