@@ -120,6 +120,18 @@ def test_list_and_delete_prefix(store: ArtifactStore) -> None:
     store.delete("jobs/j6/never-existed")  # not an error
 
 
+def test_list_with_info_tags_change_on_rewrite(store: ArtifactStore) -> None:
+    store.put_bytes("jobs/t1/job.json", b"{}")
+    store.put_bytes("jobs/t2/job.json", b"{}")
+    before = dict(store.list_with_info("jobs/"))
+    assert sorted(before) == ["jobs/t1/job.json", "jobs/t2/job.json"]
+    assert all(before.values())
+    store.put_bytes("jobs/t1/job.json", b'{"a": 1}')
+    after = dict(store.list_with_info("jobs/"))
+    assert after["jobs/t1/job.json"] != before["jobs/t1/job.json"]
+    assert after["jobs/t2/job.json"] == before["jobs/t2/job.json"]
+
+
 def test_bad_keys_are_refused(store: ArtifactStore) -> None:
     for key in ("", "/abs", "a/../b", "a//b"):
         with pytest.raises(StoreError, match="invalid artifact key"):

@@ -134,3 +134,32 @@ def test_submit_refuses_unknown_app_bad_options_and_unknown_pacs(toy_app: Settin
 def test_unknown_job_names_the_store(toy_app: Settings) -> None:
     with pytest.raises(JobNotFound, match="no job 'rp-missing'"):
         LocalRunner(toy_app).get("rp-missing")
+
+
+def test_list_jobs_rereads_only_changed_records(
+    toy_app: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = LocalRunner(toy_app)
+    first, second = runner.submit(_spec()), runner.submit(_spec())
+    reads: list[str] = []
+    get_json = runner.store.get_json
+
+    def counting(key: str) -> object:
+        reads.append(key)
+        return get_json(key)
+
+    monkeypatch.setattr(runner.store, "get_json", counting)
+    assert {j.uid for j in runner.list_jobs()} == {first.uid, second.uid}
+    assert len(reads) == 2
+    reads.clear()
+    listed = runner.list_jobs()
+    assert reads == []  # unchanged records are not read again
+    listed[0].spec.accession = "MUTATED"  # callers get copies: the cache is not touched
+    assert all(j.spec.accession == "ACC1" for j in runner.list_jobs())
+
+    runner.cancel(first.uid)
+    reads.clear()
+    by_uid = {j.uid: j for j in runner.list_jobs()}
+    assert reads == [runner._key(first.uid)]
+    assert by_uid[first.uid].status.phase is runner.get(first.uid).status.phase
+    assert by_uid[first.uid].status.phase is not Phase.PENDING

@@ -7,6 +7,7 @@ so ``radpipe status`` works from any process and a crashed run resumes where it 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from typing import Protocol
@@ -86,6 +87,9 @@ class LocalRunner:
             max_attempts=settings.runner.max_attempts,
             backoff_seconds=settings.runner.retry_backoff_seconds,
         )
+        # list_jobs cache: job.json key -> (the store's version tag, the parsed record).
+        self._records: dict[str, tuple[str, AnalysisJob]] = {}
+        self._records_lock = threading.Lock()
 
     # -- records -------------------------------------------------------------------------
 
@@ -110,12 +114,34 @@ class LocalRunner:
         self.store.put_json(self._key(job.uid), job.model_dump(mode="json", by_alias=True))
 
     def list_jobs(self) -> list[AnalysisJob]:
-        """Every job in the store, newest first."""
-        jobs = [
-            AnalysisJob.model_validate(self.store.get_json(key))
-            for key in self.store.list("jobs/")
+        """Every job in the store, newest first.
+
+        A record is parsed again only when the store's version tag of it changed since the
+        last call (see :meth:`ArtifactStore.list_with_info`); callers get their own copies.
+        """
+        listed = [
+            (key, tag)
+            for key, tag in self.store.list_with_info("jobs/")
             if key.count("/") == 2 and key.endswith("/" + JOB_FILE)
         ]
+        with self._records_lock:
+            cached = {key: self._records[key] for key, _ in listed if key in self._records}
+        fresh: dict[str, tuple[str, AnalysisJob]] = {}
+        jobs: list[AnalysisJob] = []
+        for key, tag in listed:
+            hit = cached.get(key)
+            if tag is not None and hit is not None and hit[0] == tag:
+                job = hit[1]
+            else:
+                try:
+                    job = AnalysisJob.model_validate(self.store.get_json(key))
+                except ObjectNotFound:
+                    continue  # deleted since it was listed
+            if tag is not None:
+                fresh[key] = (tag, job)
+            jobs.append(job.model_copy(deep=True))
+        with self._records_lock:
+            self._records = fresh  # forgets deleted jobs
         return sorted(
             jobs, key=lambda j: j.metadata.annotations.get("radpipe.io/created", ""), reverse=True
         )

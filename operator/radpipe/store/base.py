@@ -84,6 +84,10 @@ def validate_key(key: str) -> str:
     return key
 
 
+#: ``(key, version tag)`` pairs from :meth:`ArtifactStore.list_with_info`.
+VersionedKeys = list[tuple[str, str | None]]
+
+
 class ArtifactStore(ABC):
     """One interface over the local directory and S3/MinIO backends."""
 
@@ -168,6 +172,15 @@ class ArtifactStore(ABC):
             )
         partial.replace(dest)
         return ObjectInfo(key=key, size=size, sha256=digest.hexdigest())
+
+    def list_with_info(self, prefix: str = "") -> VersionedKeys:
+        """``(key, version tag)`` of the committed objects under ``prefix``, sorted by key.
+
+        The tag changes whenever the object is rewritten, so a caller may keep what it
+        derived from an object while the tag stays the same; ``None`` means this store cannot
+        tell (never reuse). This default lists keys only.
+        """
+        return [(key, None) for key in self.list(prefix)]
 
     def delete_prefix(self, prefix: str) -> int:
         """Delete every object under ``prefix``; returns how many were deleted."""

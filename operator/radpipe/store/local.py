@@ -13,6 +13,7 @@ from radpipe.store.base import (
     ArtifactStore,
     ObjectInfo,
     ObjectNotFound,
+    VersionedKeys,
     validate_key,
 )
 
@@ -83,6 +84,18 @@ class LocalStore(ArtifactStore):
                 if key.startswith(prefix):
                     keys.append(key)
         return sorted(keys)
+
+    def list_with_info(self, prefix: str = "") -> VersionedKeys:
+        """Tags are ``inode:mtime_ns:size``: a write renames a new file into place, so any
+        rewrite changes the inode even within the file system's timestamp resolution."""
+        listed: list[tuple[str, str | None]] = []
+        for key in self.list(prefix):
+            try:
+                st = self._path(key).stat()
+            except FileNotFoundError:
+                continue  # deleted since it was listed
+            listed.append((key, f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"))
+        return listed
 
     def delete(self, key: str) -> None:
         path = self._path(key)

@@ -28,6 +28,7 @@ from radpipe.store.base import (
     ObjectNotFound,
     StoreError,
     StoreUnavailable,
+    VersionedKeys,
     validate_key,
 )
 
@@ -236,6 +237,24 @@ class S3Store(ArtifactStore):
         def listing() -> list[str]:
             objects = self._client.list_objects(self.bucket, prefix=full_prefix, recursive=True)
             return [obj.object_name[len(self.prefix) :] for obj in objects if obj.object_name]
+
+        return sorted(self._call(f"listing of {prefix or '/'}", listing))
+
+    def list_with_info(self, prefix: str = "") -> VersionedKeys:
+        """Tags are ``etag:last_modified:size`` from the same listing call as the keys."""
+        self._ensure_bucket()
+        full_prefix = self.prefix + prefix
+
+        def listing() -> list[tuple[str, str | None]]:
+            objects = self._client.list_objects(self.bucket, prefix=full_prefix, recursive=True)
+            listed: list[tuple[str, str | None]] = []
+            for obj in objects:
+                if not obj.object_name:
+                    continue
+                modified = obj.last_modified.isoformat() if obj.last_modified else ""
+                tag = f"{obj.etag}:{modified}:{obj.size}" if obj.etag else None
+                listed.append((obj.object_name[len(self.prefix) :], tag))
+            return listed
 
         return sorted(self._call(f"listing of {prefix or '/'}", listing))
 
