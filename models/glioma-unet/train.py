@@ -80,16 +80,25 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     seed_everything(args.seed)
     cases = cached_cases(NAME, make, range(args.cases), workers=args.workers)
     model = UNet3D(4, len(CLASS_LABELS), BASE, LEVELS)
     optim = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(optim, args.lr, total_steps=args.steps)
-    ce = torch.nn.CrossEntropyLoss()
-    rng = np.random.default_rng(args.seed)
+    sched: torch.optim.lr_scheduler.LRScheduler
     out = WORK / NAME / "checkpoint.pt"
+    done = 0
+    if args.resume:  # fine-tune: cosine decay from --lr, no warm-up
+        state = torch.load(out, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        done = int(state["step"])
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(optim, args.steps)
+    else:
+        sched = torch.optim.lr_scheduler.OneCycleLR(optim, args.lr, total_steps=args.steps)
+    ce = torch.nn.CrossEntropyLoss()
+    rng = np.random.default_rng(args.seed + done)
     started = time.time()
     model.train()
     for step, (x, y) in enumerate(batches(cases, args.patch, args.batch, rng), start=1):
@@ -101,7 +110,8 @@ def main() -> None:
         sched.step()
         if step % 25 == 0 or step == args.steps:
             print(f"step {step} loss {loss.item():.4f} ({time.time() - started:.0f} s)", flush=True)
-            torch.save({"model": model.state_dict(), "step": step, "args": vars(args)}, out)
+            state = {"model": model.state_dict(), "step": done + step, "args": vars(args)}
+            torch.save(state, out)
         if step == args.steps:
             break
 

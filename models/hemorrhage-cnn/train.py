@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint")
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     seed_everything(args.seed)
@@ -52,9 +53,17 @@ def main() -> None:
     print(f"{len(hu)} slices, {len(positive)} with hemorrhage", flush=True)
     model = SliceCNN(3, len(LABELS))
     optim = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(optim, args.lr, total_steps=args.steps)
-    rng = np.random.default_rng(args.seed)
+    sched: torch.optim.lr_scheduler.LRScheduler
     out = WORK / NAME / "checkpoint.pt"
+    done = 0
+    if args.resume:  # fine-tune: cosine decay from --lr, no warm-up
+        state = torch.load(out, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        done = int(state["step"])
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(optim, args.steps)
+    else:
+        sched = torch.optim.lr_scheduler.OneCycleLR(optim, args.lr, total_steps=args.steps)
+    rng = np.random.default_rng(args.seed + done)
     started = time.time()
     model.train()
     for step in range(1, args.steps + 1):
@@ -73,7 +82,8 @@ def main() -> None:
         sched.step()
         if step % 25 == 0 or step == args.steps:
             print(f"step {step} loss {loss.item():.4f} ({time.time() - started:.0f} s)", flush=True)
-            torch.save({"model": model.state_dict(), "step": step, "args": vars(args)}, out)
+            state = {"model": model.state_dict(), "step": done + step, "args": vars(args)}
+            torch.save(state, out)
 
 
 if __name__ == "__main__":
