@@ -130,6 +130,8 @@ def test_list_with_info_tags_change_on_rewrite(store: ArtifactStore) -> None:
     after = dict(store.list_with_info("jobs/"))
     assert after["jobs/t1/job.json"] != before["jobs/t1/job.json"]
     assert after["jobs/t2/job.json"] == before["jobs/t2/job.json"]
+    store.put_bytes("jobs/t1/fetch/x.dcm", b"1")
+    assert [k for k, _ in store.list_with_info("jobs/", suffix="/job.json")] == sorted(before)
 
 
 def test_bad_keys_are_refused(store: ArtifactStore) -> None:

@@ -121,7 +121,7 @@ class LocalRunner:
         """
         listed = [
             (key, tag)
-            for key, tag in self.store.list_with_info("jobs/")
+            for key, tag in self.store.list_with_info("jobs/", suffix="/" + JOB_FILE)
             if key.count("/") == 2 and key.endswith("/" + JOB_FILE)
         ]
         with self._records_lock:

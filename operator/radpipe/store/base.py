@@ -173,14 +173,15 @@ class ArtifactStore(ABC):
         partial.replace(dest)
         return ObjectInfo(key=key, size=size, sha256=digest.hexdigest())
 
-    def list_with_info(self, prefix: str = "") -> VersionedKeys:
-        """``(key, version tag)`` of the committed objects under ``prefix``, sorted by key.
+    def list_with_info(self, prefix: str = "", suffix: str = "") -> VersionedKeys:
+        """``(key, version tag)`` of the committed objects under ``prefix`` whose keys end
+        with ``suffix``, sorted by key.
 
         The tag changes whenever the object is rewritten, so a caller may keep what it
         derived from an object while the tag stays the same; ``None`` means this store cannot
         tell (never reuse). This default lists keys only.
         """
-        return [(key, None) for key in self.list(prefix)]
+        return [(key, None) for key in self.list(prefix) if key.endswith(suffix)]
 
     def delete_prefix(self, prefix: str) -> int:
         """Delete every object under ``prefix``; returns how many were deleted."""

@@ -75,23 +75,30 @@ class LocalStore(ArtifactStore):
         if prefix and not prefix.endswith("/") and base.is_file():
             return [prefix]
         search_root = base if base.is_dir() else base.parent
+        root = str(self.root)
+        cut = len(root) + 1
         keys: list[str] = []
+        # Plain string paths: Path objects per file cost more than the walk itself.
         for dirpath, dirnames, filenames in os.walk(search_root):
-            if Path(dirpath) == self.root:
+            if dirpath == root:
                 dirnames[:] = [d for d in dirnames if d != _STAGING_DIR]
+            rel = dirpath[cut:]
             for name in filenames:
-                key = (Path(dirpath) / name).relative_to(self.root).as_posix()
+                key = f"{rel}/{name}" if rel else name
                 if key.startswith(prefix):
                     keys.append(key)
         return sorted(keys)
 
-    def list_with_info(self, prefix: str = "") -> VersionedKeys:
+    def list_with_info(self, prefix: str = "", suffix: str = "") -> VersionedKeys:
         """Tags are ``inode:mtime_ns:size``: a write renames a new file into place, so any
         rewrite changes the inode even within the file system's timestamp resolution."""
         listed: list[tuple[str, str | None]] = []
+        root = str(self.root)
         for key in self.list(prefix):
+            if not key.endswith(suffix):
+                continue
             try:
-                st = self._path(key).stat()
+                st = os.stat(f"{root}/{key}")
             except FileNotFoundError:
                 continue  # deleted since it was listed
             listed.append((key, f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"))

@@ -240,7 +240,7 @@ class S3Store(ArtifactStore):
 
         return sorted(self._call(f"listing of {prefix or '/'}", listing))
 
-    def list_with_info(self, prefix: str = "") -> VersionedKeys:
+    def list_with_info(self, prefix: str = "", suffix: str = "") -> VersionedKeys:
         """Tags are ``etag:last_modified:size`` from the same listing call as the keys."""
         self._ensure_bucket()
         full_prefix = self.prefix + prefix
@@ -249,7 +249,7 @@ class S3Store(ArtifactStore):
             objects = self._client.list_objects(self.bucket, prefix=full_prefix, recursive=True)
             listed: list[tuple[str, str | None]] = []
             for obj in objects:
-                if not obj.object_name:
+                if not obj.object_name or not obj.object_name.endswith(suffix):
                     continue
                 modified = obj.last_modified.isoformat() if obj.last_modified else ""
                 tag = f"{obj.etag}:{modified}:{obj.size}" if obj.etag else None
