@@ -20,6 +20,7 @@ import threading
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -57,23 +58,33 @@ class JobWatch:
         first = self.batch.list_namespaced_job(self.namespace)
         version = first.metadata.resource_version
         while not self.stop.is_set():
-            # Resume from the last resourceVersion: a re-list would see old events late.
-            for event in stream.stream(
-                self.batch.list_namespaced_job,
-                self.namespace,
-                resource_version=version,
-                timeout_seconds=30,
-            ):
-                seen = time.monotonic()
-                job = event["object"]
-                version = job.metadata.resource_version
-                name = job.metadata.name
-                self.created.setdefault(name, seen)
-                for condition in job.status.conditions or []:
-                    if condition.type == "Complete" and condition.status == "True":
-                        self.completed.setdefault(name, seen)
+            try:
+                version = self._follow(stream, version)
+            except Exception:  # the control plane going away at teardown ends the watch
                 if self.stop.is_set():
-                    break
+                    return
+                time.sleep(0.2)
+
+    def _follow(self, stream: Any, version: str) -> str:
+        """Record events from ``version`` on, for up to 30 s; the last version seen."""
+        # Resume from the last resourceVersion: a re-list would see old events late.
+        for event in stream.stream(
+            self.batch.list_namespaced_job,
+            self.namespace,
+            resource_version=version,
+            timeout_seconds=30,
+        ):
+            seen = time.monotonic()
+            job = event["object"]
+            version = job.metadata.resource_version
+            name = job.metadata.name
+            self.created.setdefault(name, seen)
+            for condition in job.status.conditions or []:
+                if condition.type == "Complete" and condition.status == "True":
+                    self.completed.setdefault(name, seen)
+            if self.stop.is_set():
+                break
+        return version
 
     def handoffs(self) -> list[float]:
         """Seconds from each first stage's completion to the next stage's Job creation."""
