@@ -44,6 +44,16 @@ _SHA256_META = "sha256"
 _NOT_FOUND_CODES = {"NoSuchKey", "NoSuchObject", "ResourceNotFound"}
 
 
+#: S3 error codes that mean "not now" rather than "no".
+_TRANSIENT_CODES = {"XMinioServerNotInitialized", "SlowDown", "ServiceUnavailable", "InternalError"}
+
+
+def _transient(err: S3Error) -> bool:
+    """Whether an S3 error answer is worth retrying (server busy or starting)."""
+    status = getattr(getattr(err, "response", None), "status", 0) or 0
+    return err.code in _TRANSIENT_CODES or status >= 500
+
+
 class _ReleasingReader(io.RawIOBase):
     """A readable stream over an S3 GET response that returns its connection when closed."""
 
@@ -120,9 +130,11 @@ class S3Store(ArtifactStore):
         for attempt in range(1, self.attempts + 1):
             try:
                 return fn()
-            except S3Error:
-                raise  # a definite answer from the server (404, 403, ...): not transient
-            except (Urllib3HTTPError, ServerError, OSError) as err:
+            except (S3Error, Urllib3HTTPError, ServerError, OSError) as err:
+                # 404, 403 ... are definite answers; a 5xx (MinIO still starting:
+                # XMinioServerNotInitialized, SlowDown ...) is worth retrying.
+                if isinstance(err, S3Error) and not _transient(err):
+                    raise
                 last = err
                 if attempt == self.attempts:
                     break
