@@ -10,12 +10,12 @@ import pytest
 
 from radpipe.series import metrics, training
 from radpipe.series.baseline import keyword_class
+from radpipe.series.classes import SERIES_CLASSES
 from radpipe.series.corpus import generate_corpus, iter_studies
 from radpipe.series.features import FEATURE_NAMES
 from radpipe.series.headers import SeriesHeader
 from radpipe.series.model import (
     MODEL_FILE,
-    SERIES_CLASSES,
     ModelNotFound,
     SeriesClassifier,
     bundled_model_dir,

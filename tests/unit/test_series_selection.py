@@ -143,7 +143,7 @@ def test_unknown_preferences_are_refused() -> None:
 
 
 def test_every_bundled_app_uses_known_preferences_and_classes() -> None:
-    from radpipe.series.model import SERIES_CLASSES
+    from radpipe.series.classes import SERIES_CLASSES
 
     for name, app in bundled_apps().items():
         rules = app.spec.series

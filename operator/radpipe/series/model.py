@@ -22,24 +22,6 @@ if TYPE_CHECKING:
 MODEL_NAME = "series-classifier"
 MODEL_FILE = "model.cbm"
 
-#: The labels the classifier predicts.
-SERIES_CLASSES: tuple[str, ...] = (
-    "t1",
-    "t1c",
-    "t2",
-    "flair",
-    "dwi",
-    "adc",
-    "swi",
-    "localizer",
-    "perfusion",
-    "derived",
-    "ct_brain",
-    "ct_bone",
-    "ct_scout",
-    "other",
-)
-
 
 class ModelNotFound(FileNotFoundError):
     """The series-classifier model file is missing; the message says where it was looked for."""

@@ -35,24 +35,10 @@ from typing import Any
 
 import numpy as np
 
+from radpipe.series.classes import SERIES_CLASSES
+
 VENDORS: tuple[str, ...] = ("ge", "siemens", "philips", "canon")
 
-SERIES_CLASSES: tuple[str, ...] = (
-    "t1",
-    "t1c",
-    "t2",
-    "flair",
-    "dwi",
-    "adc",
-    "swi",
-    "localizer",
-    "perfusion",
-    "derived",
-    "ct_brain",
-    "ct_bone",
-    "ct_scout",
-    "other",
-)
 CT_CLASSES: frozenset[str] = frozenset({"ct_brain", "ct_bone", "ct_scout"})
 
 Range = tuple[float, float]
