@@ -23,13 +23,14 @@ from tests.fixtures.cluster import REPO, KubeCluster
 from tests.fixtures.network import free_port, http_ok, wait_until
 from tests.fixtures.pacs import OrthancServer
 
+GLIOMA_STAGES = [stage.name for stage in get_app("glioma").spec.stages]
+
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_every_glioma_stage_is_registered() -> None:
     """The example below runs every stage of the glioma app; none may be missing."""
-    glioma_stages = [stage.name for stage in get_app("glioma").spec.stages]
-    assert [name for name in glioma_stages if name not in stage_names()] == []
+    assert [name for name in GLIOMA_STAGES if name not in stage_names()] == []
 
 
 def example() -> tuple[dict[str, Any], dict[str, Any]]:
