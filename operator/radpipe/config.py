@@ -221,6 +221,15 @@ class IntakeConfig(_Section):
     )
     namespace: str = Field("radpipe", description="cluster: namespace of the AnalysisJobs")
     max_associations: int = Field(16, ge=1, description="associations served at once")
+    spool_retention_hours: float = Field(
+        24.0,
+        ge=0,
+        description="a spooled study's instances are deleted this long after every job it "
+        "started has ended (Succeeded, Failed or Cancelled)",
+    )
+    spool_cleanup_interval_seconds: float = Field(
+        600.0, gt=0, description="how often the receiver deletes expired spools (and at start)"
+    )
     tls: TlsConfig | None = Field(
         None, description="serve DICOM over TLS (cert_file and key_file needed); none: plain TCP"
     )

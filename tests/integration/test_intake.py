@@ -1,7 +1,9 @@
 """Hospital integration end to end: dcmtk's storescu pushes a synthetic CT head study to
 ``radpipe``'s receiver in parts; the quiet period makes it one study, the routing rule picks
 the app, the job waits for review, and after acceptance the result reaches a real Orthanc
-(C-FIND finds it). A rejected job sends nothing; an unknown calling AE is refused.
+(C-FIND finds it). A rejected job sends nothing; an unknown calling AE is refused. Once a
+study's jobs have ended and the retention has passed, its spool is deleted (local store and
+a real MinIO).
 
 The trained models are not part of this test: the app ("intaketoy") runs the real fetch
 (from the intake spool) and deliver stages around a tiny stand-in report stage that writes
@@ -10,17 +12,19 @@ a real Encapsulated PDF object into the pushed study.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pydicom
 import pytest
 from pydicom.uid import generate_uid
 
-from radpipe.api.models import AnalysisJob, Phase
-from radpipe.config import Settings
+from radpipe.api.models import AnalysisJob, Phase, utcnow
+from radpipe.config import S3Config, Settings
 from radpipe.dicom.client import open_client
 from radpipe.dicom.nodes import PacsNode
 from radpipe.dicom.writers.common import OutputInfo
@@ -32,6 +36,7 @@ from radpipe.pipeline.contract import Stage, StageContext, StageOutcome
 from radpipe.pipeline.registry import register_stage, unregister_stage
 from radpipe.web.review import record_review
 from tests.fixtures.fhir import FhirEndpoint
+from tests.fixtures.minio import MinioServer
 from tests.fixtures.pacs import OrthancServer
 from tests.fixtures.web import minimal_pdf
 
@@ -292,3 +297,77 @@ def test_rejected_job_delivers_nothing_and_unknown_ae_is_refused(
     assert not in_orthanc(orthanc, delivered_object(submitter, job))
     assert not any(job.uid in key for key in fhir_endpoint.resources)
     assert submitter.runner.store.exists(f"retraining/intaketoy/{job.uid}/reason.json")
+
+    # the job has ended: its study's spool goes once the retention (24 h) has passed;
+    # the job keeps its own copy (fetch) and the study record stays
+    intake = receiver.intake
+    spool = f"intake/{study_uid}/instances/"
+    assert len(intake.store.list(spool)) == len(files)
+    assert intake.clean_spool().kept_retention == 1
+    report = intake.clean_spool(now=utcnow() + timedelta(hours=24, minutes=1))
+    assert report.studies_deleted == 1 and report.instances_deleted == len(files)
+    assert intake.store.list(spool) == []
+    assert intake.store.list(f"jobs/{job.uid}/fetch/")
+    assert intake.read_record(study_uid)["jobs"][0]["job"] == job.uid
+
+
+FETCH_ONLY_APP = """
+apiVersion: radpipe.io/v1alpha1
+kind: AnalysisApp
+metadata: {name: spooltoy}
+spec:
+  title: Spool clean-up test
+  modality: CT
+  stages: [{name: fetch}]
+"""
+
+
+def test_spool_clean_up_on_minio(
+    settings: Settings, minio_server: MinioServer, ct_study: dict[int, list[Path]], tmp_path: Path
+) -> None:
+    """A study pushed to a receiver spooling in MinIO: the job (fetch only) runs from the
+    spool and succeeds; the spool stays while the retention runs and goes after it."""
+    settings.store.backend = "s3"
+    settings.store.s3 = S3Config(**minio_server.store_config(prefix=f"i-{os.urandom(4).hex()}"))
+    apps = tmp_path / "apps"
+    apps.mkdir()
+    (apps / "spooltoy.yaml").write_text(FETCH_ONLY_APP)
+    settings.apps_dir = apps
+    settings.intake.bind = "127.0.0.1"
+    settings.intake.port = 0
+    settings.intake.allowed_calling_aes = ["CT1"]
+    settings.intake.quiet_period_seconds = 1
+    settings.intake.spool_retention_hours = 1
+    from radpipe.api.apps import load_apps
+
+    rules = load_rules(
+        [{"name": "ct", "match": {"modality": "CT"}, "app": "spooltoy"}], None, load_apps(apps)
+    )
+    submitter = LocalSubmitter(settings)
+    intake = Intake(settings, submitter.runner.store, rules, submitter)
+    receiver = Receiver(intake)
+    receiver.start()
+    try:
+        study_uid = generate_uid()
+        files = restamp(ct_study[sorted(ct_study)[0]], tmp_path / "s", study_uid)
+        assert push(receiver, files).returncode == 0
+        wait_for(
+            lambda: any(j.status.phase is Phase.SUCCEEDED for j in jobs_of(submitter, study_uid)),
+            60,
+            "the fetch-only job to succeed",
+        )
+        (job,) = jobs_of(submitter, study_uid)
+        assert job.status.finished_at is not None
+        spool = f"intake/{study_uid}/instances/"
+        assert len(intake.store.list(spool)) == len(files)
+        report = intake.clean_spool(now=job.status.finished_at + timedelta(minutes=59))
+        assert report.kept_retention == 1 and len(intake.store.list(spool)) == len(files)
+        report = intake.clean_spool(now=job.status.finished_at + timedelta(minutes=61))
+        assert report.studies_deleted == 1 and report.instances_deleted == len(files)
+        assert intake.store.list(spool) == []
+        fetched = intake.store.get_json(f"jobs/{job.uid}/fetch/manifest.json")
+        assert fetched["instance_count"] == len(files)
+        assert intake.read_record(study_uid)["spoolDeletedInstances"] == len(files)
+    finally:
+        receiver.stop()
+        submitter.close()

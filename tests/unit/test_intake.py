@@ -1,31 +1,43 @@
 """The receiver's study logic without sockets: quiet period, one job per app per study,
-``onLaterSeries``, the spool, and the fetch stage copying a pushed study."""
+``onLaterSeries``, the spool and its clean-up, and the fetch stage copying a pushed study."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pydicom
 import pytest
 
 from radpipe.api.apps import load_apps
-from radpipe.api.models import AnalysisJob, JobSpec, ObjectMeta
+from radpipe.api.models import AnalysisJob, JobSpec, ObjectMeta, Phase
 from radpipe.config import Settings
 from radpipe.intake.receiver import Intake, IntakeError, Receiver, job_accession
 from radpipe.intake.rules import StudyFacts, parse_rules
+from radpipe.intake.submitter import JobState
 from radpipe.pipeline.executor import execute_stage
 from radpipe.store import open_store
 
 
 class FakeSubmitter:
-    """Records submitted specs."""
+    """Records submitted specs; the jobs' states are what the test sets (default Pending)."""
 
     def __init__(self) -> None:
         self.specs: list[tuple[JobSpec, dict[str, str]]] = []
+        self.keys: list[str | None] = []
+        self.states: dict[str, JobState | None] = {}
+        self.asked: list[str] = []
 
-    def submit(self, spec: JobSpec, annotations: dict[str, str]) -> str:
+    def submit(self, spec: JobSpec, annotations: dict[str, str], key: str | None = None) -> str:
         self.specs.append((spec, annotations))
+        self.keys.append(key)
         return f"rp-{len(self.specs):012d}"
+
+    def job_states(self, study_uid: str, uids: Sequence[str]) -> dict[str, JobState | None]:
+        self.asked.append(study_uid)
+        return {uid: self.states.get(uid, JobState(Phase.PENDING)) for uid in uids}
 
     def close(self) -> None:
         pass
@@ -159,3 +171,127 @@ def test_fetch_copies_a_pushed_study_with_the_usual_manifest(
     key = manifest["series"][0]["instances"][0]["key"]
     assert key.startswith("jobs/rp-fetch1/fetch/instances/") and intake.store.exists(key)
     assert all(s["complete"] and s["headers"]["Modality"] == "CT" for s in manifest["series"])
+
+
+def spooled(intake: Intake, study: str) -> list[str]:
+    return intake.store.list(f"intake/{study}/instances/")
+
+
+def test_spool_is_deleted_only_after_every_job_ended_and_the_retention(
+    settings: Settings, series_files: list[list[bytes]]
+) -> None:
+    intake, submitter, clock = make(settings, [RULE])
+    for data in series_files[0] + series_files[1]:
+        intake.receive(data, "CT1")
+    clock.now += 6
+    (uid,) = intake.settle_due()
+    study = submitter.specs[0][0].study_instance_uid
+    assert study and len(spooled(intake, study)) == len(series_files[0]) + len(series_files[1])
+    later = datetime.now(UTC) + timedelta(days=30)
+
+    # the job has not ended: kept, however old
+    submitter.states[uid] = JobState(Phase.AWAITING_REVIEW)
+    report = intake.clean_spool(now=later)
+    assert report.kept_jobs_running == 1 and report.studies_deleted == 0
+    assert spooled(intake, study)
+
+    # ended: kept until the retention (24 h by default) has passed since it ended
+    ended = datetime.now(UTC) + timedelta(hours=1)
+    submitter.states[uid] = JobState(Phase.SUCCEEDED, ended)
+    report = intake.clean_spool(now=ended + timedelta(hours=23, minutes=59))
+    assert report.kept_retention == 1 and spooled(intake, study)
+    report = intake.clean_spool(now=ended + timedelta(hours=24, seconds=1))
+    assert report.studies_deleted == 1
+    assert report.instances_deleted == len(series_files[0]) + len(series_files[1])
+    assert spooled(intake, study) == []
+    record = intake.read_record(study)  # the record stays: no second job on a re-push
+    assert record["spoolDeletedAt"] and record["jobs"][0]["job"] == uid
+    asked = len(submitter.asked)
+    assert intake.clean_spool(now=later).studies_deleted == 0
+    assert len(submitter.asked) == asked  # a deleted spool is not looked at again
+
+    # the same study pushed again: no new job, and its new spool is cleaned in turn
+    for data in series_files[0]:
+        intake.receive(data, "CT1")
+    clock.now += 6
+    assert intake.settle_due() == [] and len(submitter.specs) == 1
+    assert "spoolDeletedAt" not in intake.read_record(study)
+    assert intake.clean_spool(now=later).instances_deleted == len(series_files[0])
+
+
+def test_spool_clean_up_keeps_studies_still_arriving_and_drops_vanished_jobs(
+    settings: Settings, series_files: list[list[bytes]]
+) -> None:
+    intake, submitter, clock = make(settings, [RULE])
+    settings.intake.spool_retention_hours = 0
+    for data in series_files[0]:
+        intake.receive(data, "CT1")
+    clock.now += 6
+    (uid,) = intake.settle_due()
+    study = submitter.specs[0][0].study_instance_uid
+    assert study
+    # more of the study arrives (not settled yet): the clean-up leaves it alone
+    submitter.states[uid] = JobState(Phase.FAILED, datetime.now(UTC) - timedelta(hours=1))
+    intake.receive(series_files[1][0], "CT1")
+    report = intake.clean_spool()
+    assert report.kept_receiving == 1 and len(spooled(intake, study)) == len(series_files[0]) + 1
+    clock.now += 6
+    intake.settle_due()
+    # a job deleted from the cluster (or the store) counts as ended
+    submitter.states[uid] = None
+    report = intake.clean_spool(now=datetime.now(UTC) + timedelta(minutes=1))
+    assert report.studies_deleted == 1 and spooled(intake, study) == []
+    # a study that matched no rule is cleaned after the retention from when it settled
+    settings.intake.spool_prefix = "intake-norule/"
+    quiet, _, quiet_clock = make(
+        settings, [{"name": "mr", "match": {"modality": "MR"}, "app": "glioma"}]
+    )
+    for data in series_files[2]:
+        quiet.receive(data, "CT1")
+    quiet_clock.now += 6
+    assert quiet.settle_due() == []
+    settings.intake.spool_retention_hours = 2
+    assert quiet.clean_spool().kept_retention == 1
+    assert quiet.clean_spool(now=datetime.now(UTC) + timedelta(hours=3)).studies_deleted == 1
+
+
+def test_receiver_cleans_the_spool_at_start_and_periodically(
+    settings: Settings, series_files: list[list[bytes]]
+) -> None:
+    intake, submitter, clock = make(settings, [RULE])
+    settings.intake.spool_retention_hours = 0
+    settings.intake.spool_cleanup_interval_seconds = 0.5
+    settings.intake.allowed_calling_aes = ["CT1"]
+    settings.intake.bind = "127.0.0.1"
+    settings.intake.port = 0
+    for data in series_files[0]:
+        intake.receive(data, "CT1")
+    clock.now += 6
+    (uid,) = intake.settle_due()
+    study = submitter.specs[0][0].study_instance_uid
+    assert study
+    submitter.states[uid] = JobState(Phase.CANCELLED, datetime.now(UTC) - timedelta(seconds=1))
+    receiver = Receiver(intake)
+    receiver.start()
+    try:
+        deadline = time.monotonic() + 10
+        while spooled(intake, study) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert spooled(intake, study) == [], "not cleaned at start"
+        # periodically: more of the study arrives while the receiver runs (no new job),
+        # settles, and its new spool goes at the next clean-up
+        for data in series_files[1]:
+            intake.receive(data, "CT1")
+        clock.now += 6
+
+        def cleaned_again() -> bool:
+            record = intake.read_record(study)
+            return record.get("spoolDeletedInstances") == len(series_files[1])
+
+        deadline = time.monotonic() + 10
+        while not cleaned_again() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert cleaned_again(), "not cleaned periodically"
+        assert spooled(intake, study) == [] and len(submitter.specs) == 1
+    finally:
+        receiver.stop()

@@ -14,6 +14,12 @@
   started (rule, app, job, the series it covered). More series arriving later settle the
   study again, but an app that already has a job for the study is not started twice,
   unless its rule says ``onLaterSeries: new-job`` and new series arrived.
+* Spooled instances do not stay forever: once every job a study started has ended
+  (Succeeded, Failed or Cancelled) and ``intake.spool_retention_hours`` have passed since
+  the last of them ended (or since the study settled, when it started none), the study's
+  ``instances/`` are deleted; ``study.json`` stays (no pixel data, no patient data) so a
+  late re-push of the study still starts no second job. The receiver does this at start
+  and every ``intake.spool_cleanup_interval_seconds``.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
@@ -37,12 +44,18 @@ from radpipe.dicom.instances import CorruptInstance, inspect_instance
 from radpipe.dicom.tls import server_context
 from radpipe.intake.facts import Classifier, describe_facts, samples_from_store, study_facts
 from radpipe.intake.rules import Rule, RuleSet, StudyFacts
-from radpipe.intake.submitter import CALLING_AE_ANNOTATION, RULE_ANNOTATION, Submitter
+from radpipe.intake.submitter import (
+    CALLING_AE_ANNOTATION,
+    RULE_ANNOTATION,
+    JobState,
+    Submitter,
+)
 from radpipe.store import ArtifactStore, ObjectNotFound
 
 log = logging.getLogger(__name__)
 
 STUDY_RECORD = "study.json"
+INSTANCES = "instances/"
 #: Largest PDU we accept: big PDUs mean fewer round trips for 100 kB+ images.
 MAX_PDU = 1 << 20
 
@@ -84,6 +97,18 @@ class _Arrival:
     instances: int = 0
 
 
+@dataclass
+class CleanupReport:
+    """What one spool clean-up did (counts only: no UIDs, no patient data)."""
+
+    studies_deleted: int = 0
+    instances_deleted: int = 0
+    kept_jobs_running: int = 0
+    kept_retention: int = 0
+    kept_receiving: int = 0
+    failed: int = 0
+
+
 class Intake:
     """Spools instances and settles quiet studies into jobs; no networking here, so the
     logic is tested without sockets (the :class:`Receiver` feeds it)."""
@@ -107,6 +132,7 @@ class Intake:
         self.classifier_note = classifier_note
         self.clock = clock
         self._pending: dict[str, _Arrival] = {}
+        self._cleaning: set[str] = set()
         self._lock = threading.Lock()
         self._settle_lock = threading.Lock()
 
@@ -125,18 +151,25 @@ class Intake:
             return 0xC000  # Error: cannot understand
         study = header.study_instance_uid
         key = (
-            f"{self.prefix(study)}instances/{header.series_instance_uid}/"
+            f"{self.prefix(study)}{INSTANCES}{header.series_instance_uid}/"
             f"{header.sop_instance_uid}.dcm"
         )
+        with self._lock:
+            if study in self._cleaning:  # its spool is being deleted right now: try again
+                log.info("asked %s to resend: the study's old spool is being deleted", calling_ae)
+                return 0xA700  # Refused: out of resources
+            # pending before the write, so the clean-up never deletes what is arriving
+            arrival = self._pending.setdefault(study, _Arrival(self.clock()))
+            arrival.last = self.clock()
+            arrival.calling_aes.add(calling_ae)
         try:
             self.store.put_bytes(key, data)
         except Exception:  # the store is down or full: tell the sender to try again later
             log.exception("cannot spool an instance")
             return 0xA700  # Refused: out of resources
-        with self._lock:
-            arrival = self._pending.setdefault(study, _Arrival(self.clock()))
+        with self._lock:  # (settled meanwhile, after a very slow write: pending again)
+            arrival = self._pending.setdefault(study, arrival)
             arrival.last = self.clock()
-            arrival.calling_aes.add(calling_ae)
             arrival.instances += 1
         return 0x0000
 
@@ -210,6 +243,7 @@ class Intake:
                 uid = self._start(evaluation.rule, facts, record)
                 if uid is not None:
                     started.append(uid)
+            record.pop("spoolDeletedAt", None)  # new instances: the clean-up looks again
             record.update(
                 {
                     "studyInstanceUID": study_uid,
@@ -249,6 +283,7 @@ class Intake:
         uid = self.submitter.submit(
             spec,
             {RULE_ANNOTATION: rule.name, CALLING_AE_ANNOTATION: ",".join(facts.calling_aes)},
+            key="\n".join([facts.study_instance_uid, rule.app, *series_now]),
         )
         record.setdefault("jobs", []).append(
             {
@@ -277,6 +312,87 @@ class Intake:
             study_instance_uid=facts.study_instance_uid,
             review=ReviewSpec(required=rule.review),
         )
+
+    # -- spool clean-up ------------------------------------------------------------------
+
+    def clean_spool(self, now: datetime | None = None) -> CleanupReport:
+        """Delete the spooled instances of every study whose jobs have all ended at least
+        ``intake.spool_retention_hours`` ago; the study records stay. Logs counts only."""
+        now = now or _utcnow()
+        retention = timedelta(hours=self.config.spool_retention_hours)
+        spool = self.config.spool_prefix
+        report = CleanupReport()
+        studies = [
+            key[len(spool) : -len("/" + STUDY_RECORD)]
+            for key, _ in self.store.list_with_info(spool, suffix="/" + STUDY_RECORD)
+            if key.count("/", len(spool)) == 1
+        ]
+        for study in studies:
+            try:
+                self._clean_study(study, now, retention, report)
+            except Exception:  # one study (or an API outage) must not stop the others
+                report.failed += 1
+                log.exception("spool clean-up of a study failed; it is tried again later")
+        log.info(
+            "spool clean-up: %d studies deleted (%d instances); kept %d with jobs not ended, "
+            "%d within the %g h retention, %d receiving; %d failed",
+            report.studies_deleted,
+            report.instances_deleted,
+            report.kept_jobs_running,
+            report.kept_retention,
+            self.config.spool_retention_hours,
+            report.kept_receiving,
+            report.failed,
+        )
+        return report
+
+    def _clean_study(
+        self, study: str, now: datetime, retention: timedelta, report: CleanupReport
+    ) -> None:
+        record = self.read_record(study)
+        if record.get("spoolDeletedAt"):
+            # deleted before; instances that arrived since are a new arrival's, settled
+            # again (which clears the mark) before they are looked at
+            return
+        jobs = [str(j["job"]) for j in record.get("jobs", []) if j.get("job")]
+        states: dict[str, JobState | None] = self.submitter.job_states(study, jobs) if jobs else {}
+        if any(state is not None and not state.phase.is_final for state in states.values()):
+            report.kept_jobs_running += 1
+            return
+        ended = [_parse_time(record.get("settledAt"))]
+        ended += [state.finished_at for state in states.values() if state is not None]
+        last = max((t for t in ended if t is not None), default=None)
+        if last is not None and now - last < retention:
+            report.kept_retention += 1
+            return
+        with self._settle_lock:  # no settle of this study meanwhile
+            with self._lock:
+                if study in self._pending:  # more of it is arriving: not now
+                    report.kept_receiving += 1
+                    return
+                self._cleaning.add(study)
+            try:
+                deleted = self.store.delete_prefix(self.prefix(study) + INSTANCES)
+                record = self.read_record(study)
+                record["spoolDeletedAt"] = _utcnow().isoformat(timespec="seconds")
+                record["spoolDeletedInstances"] = deleted
+                self.store.put_json(self.prefix(study) + STUDY_RECORD, record)
+            finally:
+                with self._lock:
+                    self._cleaning.discard(study)
+        report.studies_deleted += 1
+        report.instances_deleted += deleted
+
+
+def _parse_time(value: Any) -> datetime | None:
+    """An ISO time from a study record (UTC when it names no zone), or None."""
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=_utcnow().tzinfo)
 
 
 class Receiver:
@@ -337,9 +453,19 @@ class Receiver:
         return self.port
 
     def _settle_loop(self) -> None:
-        tick = min(1.0, self.intake.config.quiet_period_seconds / 4)
-        while not self._stop.wait(tick):
+        """Settle quiet studies; clean the spool at start and every cleanup interval."""
+        config = self.intake.config
+        tick = min(1.0, config.quiet_period_seconds / 4)
+        next_cleanup = time.monotonic()  # at start
+        while not self._stop.is_set():
+            if time.monotonic() >= next_cleanup:
+                try:
+                    self.intake.clean_spool()
+                except Exception:  # the store is down: try again next interval
+                    log.exception("spool clean-up failed")
+                next_cleanup = time.monotonic() + config.spool_cleanup_interval_seconds
             self.intake.settle_due()
+            self._stop.wait(tick)
 
     def stop(self) -> None:
         """Stop listening and settling (studies still arriving settle after a restart)."""

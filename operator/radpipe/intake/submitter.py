@@ -4,15 +4,19 @@ cluster (the operator runs them)."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import logging
 import queue
 import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
-from radpipe.api.models import API_GROUP, API_VERSION, JobSpec, Priority, utcnow
+from radpipe.api.models import API_GROUP, API_VERSION, JobSpec, Phase, Priority, utcnow
 from radpipe.config import Settings
-from radpipe.local.runner import LocalRunner, new_job_uid
+from radpipe.local.runner import JobNotFound, LocalRunner, new_job_uid
 
 log = logging.getLogger(__name__)
 
@@ -21,14 +25,52 @@ JOBS_PLURAL = "analysisjobs"
 RULE_ANNOTATION = "radpipe.io/intake-rule"
 CALLING_AE_ANNOTATION = "radpipe.io/intake-calling-ae"
 CREATED = "radpipe.io/created"
+#: Labels on AnalysisJobs the receiver created: who made them, and a hash of the study
+#: (not patient data) so the receiver finds a study's jobs with one label-selected list.
+CREATED_BY_LABEL = "app.kubernetes.io/created-by"
+CREATED_BY = "radpipe-intake"
+STUDY_LABEL = "radpipe.io/intake-study"
+
+#: What the receiver's ServiceAccount may do with AnalysisJobs in its job namespace, and
+#: no more (the chart's Role is checked against this): create them, read one back when a
+#: create finds it already there, list a study's jobs for the spool clean-up.
+CLUSTER_RULES: list[dict[str, list[str]]] = [
+    {"apiGroups": [API_GROUP], "resources": [JOBS_PLURAL], "verbs": ["create", "get", "list"]}
+]
 
 _RANK = {Priority.STAT: 0, Priority.URGENT: 1, Priority.ROUTINE: 2}
+
+
+def study_label(study_uid: str) -> str:
+    """The label value naming a study: a hash of its StudyInstanceUID (63 characters max)."""
+    return hashlib.sha256(study_uid.encode()).hexdigest()[:32]
+
+
+def job_name(key: str) -> str:
+    """An AnalysisJob name from an idempotency key: the same key, the same name."""
+    return "rp-" + hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class JobState:
+    """How far one job got (what the spool clean-up needs)."""
+
+    phase: Phase
+    finished_at: datetime | None = None
 
 
 class Submitter(Protocol):
     """Creates a job and returns its uid (the artifact-store id)."""
 
-    def submit(self, spec: JobSpec, annotations: dict[str, str]) -> str: ...
+    def submit(self, spec: JobSpec, annotations: dict[str, str], key: str | None = None) -> str:
+        """Create the job. ``key`` names the request: submitting the same key again (after a
+        crash lost the study record) returns the job made the first time, where the
+        submitter can find it."""
+        ...
+
+    def job_states(self, study_uid: str, uids: Sequence[str]) -> dict[str, JobState | None]:
+        """The state of each of a study's jobs by uid; None: there is no such job (any more)."""
+        ...
 
     def close(self) -> None: ...
 
@@ -47,8 +89,9 @@ class LocalSubmitter:
         for thread in self._threads:
             thread.start()
 
-    def submit(self, spec: JobSpec, annotations: dict[str, str]) -> str:
-        """Store the job (Pending) and queue it by priority."""
+    def submit(self, spec: JobSpec, annotations: dict[str, str], key: str | None = None) -> str:
+        """Store the job (Pending) and queue it by priority (``key`` is not used: the local
+        runner's job store is the same store as the study record)."""
         job = self.runner.submit(spec)
         job.metadata.annotations.update(annotations)
         self.runner.save(job)
@@ -66,6 +109,18 @@ class LocalSubmitter:
             except Exception:  # a broken job must not stop the worker
                 log.exception("job run failed", extra={"job": uid, "stage": "-"})
 
+    def job_states(self, study_uid: str, uids: Sequence[str]) -> dict[str, JobState | None]:
+        """The jobs' records in the store."""
+        states: dict[str, JobState | None] = {}
+        for uid in uids:
+            try:
+                status = self.runner.get(uid).status
+            except JobNotFound:
+                states[uid] = None
+                continue
+            states[uid] = JobState(status.phase, status.finished_at)
+        return states
+
     def close(self) -> None:
         """Stop the workers after the jobs they are running."""
         for _ in self._threads:
@@ -75,7 +130,12 @@ class LocalSubmitter:
 
 
 class ClusterSubmitter:
-    """Creates AnalysisJob resources; the operator runs them."""
+    """Creates AnalysisJob resources; the operator runs them.
+
+    A job made from an idempotency key gets a name derived from it, so a second create of
+    the same request (the receiver crashed before it recorded the first) finds the first
+    job (409 AlreadyExists, then a get) instead of making another.
+    """
 
     def __init__(self, settings: Settings, api: Any = None) -> None:
         self.namespace = settings.intake.namespace
@@ -89,24 +149,59 @@ class ClusterSubmitter:
             api = client.CustomObjectsApi()
         self.api = api
 
-    def submit(self, spec: JobSpec, annotations: dict[str, str]) -> str:
+    def submit(self, spec: JobSpec, annotations: dict[str, str], key: str | None = None) -> str:
         """Create the AnalysisJob; returns its metadata.uid (the store id the stages use)."""
+        name = job_name(key) if key else new_job_uid()
+        labels = {CREATED_BY_LABEL: CREATED_BY}
+        if spec.study_instance_uid:
+            labels[STUDY_LABEL] = study_label(spec.study_instance_uid)
         body = {
             "apiVersion": f"{API_GROUP}/{API_VERSION}",
             "kind": "AnalysisJob",
             "metadata": {
-                "name": new_job_uid(),
+                "name": name,
                 "namespace": self.namespace,
-                "labels": {"app.kubernetes.io/created-by": "radpipe-intake"},
+                "labels": labels,
                 "annotations": {CREATED: utcnow().isoformat(), **annotations},
             },
             "spec": spec.wire(),
         }
-        created = self.api.create_namespaced_custom_object(
-            API_GROUP, API_VERSION, self.namespace, JOBS_PLURAL, body
-        )
+        try:
+            created = self.api.create_namespaced_custom_object(
+                API_GROUP, API_VERSION, self.namespace, JOBS_PLURAL, body
+            )
+        except Exception as err:
+            if key is None or getattr(err, "status", None) != 409:
+                raise
+            created = self.api.get_namespaced_custom_object(
+                API_GROUP, API_VERSION, self.namespace, JOBS_PLURAL, name
+            )
+            log.info("the AnalysisJob for this request exists already", extra={"job": name})
         metadata = created.get("metadata", {})
         return str(metadata.get("uid") or metadata.get("name"))
+
+    def job_states(self, study_uid: str, uids: Sequence[str]) -> dict[str, JobState | None]:
+        """One list of the study's AnalysisJobs (by its label)."""
+        found = self.api.list_namespaced_custom_object(
+            API_GROUP,
+            API_VERSION,
+            self.namespace,
+            JOBS_PLURAL,
+            label_selector=f"{STUDY_LABEL}={study_label(study_uid)}",
+        )
+        by_uid: dict[str, JobState] = {}
+        for item in found.get("items", []):
+            metadata, status = item.get("metadata", {}), item.get("status") or {}
+            try:
+                phase = Phase(status.get("phase") or Phase.PENDING.value)
+            except ValueError:
+                phase = Phase.PENDING
+            finished = status.get("finishedAt")
+            state = JobState(phase, datetime.fromisoformat(finished) if finished else None)
+            for ident in (metadata.get("uid"), metadata.get("name")):
+                if ident:
+                    by_uid[str(ident)] = state
+        return {uid: by_uid.get(uid) for uid in uids}
 
     def close(self) -> None:
         """Nothing to stop: the operator runs the jobs."""
