@@ -131,7 +131,7 @@ def test_config_map_and_stage_env_are_valid_radpipe_configuration(
     render: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     docs: list[Doc] = request.getfixturevalue(render)
-    config = yaml.safe_load(find(docs, "ConfigMap")["data"]["radpipe.yaml"])
+    config = yaml.safe_load(find(docs, "ConfigMap", "radpipe-config")["data"]["radpipe.yaml"])
     from_file = Settings(**config)  # what the operator and the web app load
     assert from_file.store.backend == "s3"
     assert from_file.web.mode == "cluster"
@@ -153,7 +153,7 @@ def test_config_map_and_stage_env_are_valid_radpipe_configuration(
 
 def test_production_config_reaches_every_part(production_render: list[Doc]) -> None:
     docs = production_render
-    config = yaml.safe_load(find(docs, "ConfigMap")["data"]["radpipe.yaml"])
+    config = yaml.safe_load(find(docs, "ConfigMap", "radpipe-config")["data"]["radpipe.yaml"])
     assert config["store"]["s3"] == {
         "endpoint": "s3.hospital.example:443",
         "bucket": "radpipe-artifacts",
@@ -327,9 +327,188 @@ def test_network_policies_cover_every_pod(production_render: list[Doc]) -> None:
     assert {"10.0.0.1/32", "10.20.30.0/24", "10.10.0.0/16", "10.10.5.25/32"} <= egress_cidrs
 
 
+def intake_objects(docs: list[Doc]) -> list[tuple[str, str]]:
+    """(kind, name) of every object of the receiver (component label ``intake``)."""
+    return [
+        (d["kind"], d["metadata"]["name"])
+        for d in docs
+        if d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "intake"
+    ]
+
+
+def test_intake_is_off_by_default(default_render: list[Doc]) -> None:
+    assert intake_objects(default_render) == []
+    assert not [d for d in default_render if "intake" in d["metadata"]["name"]]
+
+
+def test_intake_renders_the_receiver_and_its_parts(production_render: list[Doc]) -> None:
+    assert sorted(intake_objects(production_render)) == [
+        ("ConfigMap", "radpipe-intake-rules"),
+        ("Deployment", "radpipe-intake"),
+        ("NetworkPolicy", "radpipe-intake"),
+        ("Role", "radpipe-intake"),
+        ("RoleBinding", "radpipe-intake"),
+        ("Service", "radpipe-intake"),
+        ("ServiceAccount", "radpipe-intake"),
+    ]
+
+
+def test_intake_deployment_runs_the_receiver_as_configured(
+    production_render: list[Doc], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from radpipe.api.apps import load_apps
+    from radpipe.intake.cli import receive
+    from radpipe.intake.rules import load_rules
+
+    docs = production_render
+    deployment = find(docs, "Deployment", "radpipe-intake", "radpipe")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "radpipe-intake"
+    (container,) = pod["containers"]
+    assert container["image"] == "registry.hospital.example/radpipe/radpipe/operator:0.1.0"
+    # `radpipe receive` accepts the arguments, and they ask for cluster mode
+    assert container["args"][0] == "receive"
+    assert receive.make_context("receive", list(container["args"][1:])).params["cluster"] is True
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"dicom": 11112}
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["tcpSocket"]["port"] == "dicom"
+    # The same credentials and config file as the other Deployments.
+    env = env_of(container)
+    web_env = env_of(
+        find(docs, "Deployment", "radpipe-web")["spec"]["template"]["spec"]["containers"][0]
+    )
+    for name in (
+        "RADPIPE_CONFIG",
+        "RADPIPE_STORE__S3__ACCESS_KEY",
+        "RADPIPE_STORE__S3__SECRET_KEY",
+    ):
+        assert env[name] == web_env[name]
+    # The environment and the mounted files make a valid radpipe configuration.
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["rules"]["configMap"]["name"] == "radpipe-intake-rules"
+    rules_file = Path(env["RADPIPE_INTAKE__RULES_FILE"])
+    assert rules_file.parent == Path(mounts["rules"])
+    rules_map = find(docs, "ConfigMap", "radpipe-intake-rules")
+    local_rules = tmp_path / rules_file.name
+    local_rules.write_text(rules_map["data"][rules_file.name])
+    config = yaml.safe_load(find(docs, "ConfigMap", "radpipe-config")["data"]["radpipe.yaml"])
+    for key in [k for k in __import__("os").environ if k.startswith("RADPIPE_")]:
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        if key.startswith("RADPIPE_INTAKE__") or key == "RADPIPE_LOG_LEVEL":
+            monkeypatch.setenv(key, value)
+    monkeypatch.setenv("RADPIPE_INTAKE__RULES_FILE", str(local_rules))
+    settings = Settings(**config)
+    intake = settings.intake
+    assert intake.submit_to == "cluster" and intake.namespace == "radiology"
+    assert intake.ae_title == "RADPIPE-IN" and intake.port == 11112 and intake.bind == "0.0.0.0"
+    assert intake.allowed_calling_aes == ["HOSPPACS", "CT-ER-1", "MR-3T-1"]
+    assert intake.quiet_period_seconds == 45 and intake.spool_retention_hours == 72
+    assert intake.spool_cleanup_interval_seconds == 600
+    rules = load_rules(intake.rules, intake.rules_file, load_apps(settings.apps_dir))
+    assert [(r.name, r.app, r.priority.value) for r in rules.rules] == [
+        ("ct-head-bleed", "hemorrhage", "stat"),
+        ("mr-brain-tumour", "glioma", "routine"),
+    ]
+    checksum = deployment["spec"]["template"]["metadata"]["annotations"]["checksum/rules"]
+    assert len(checksum) == 64
+
+
+def test_intake_rbac_is_only_what_the_submitter_needs(production_render: list[Doc]) -> None:
+    from radpipe.intake.submitter import CLUSTER_RULES
+
+    docs = production_render
+    role = find(docs, "Role", "radpipe-intake")
+    assert role["metadata"]["namespace"] == "radiology"
+    assert (
+        rule_set(role["rules"])
+        == rule_set(CLUSTER_RULES)
+        == {
+            ("radpipe.io", "analysisjobs", "create"),
+            ("radpipe.io", "analysisjobs", "get"),
+            ("radpipe.io", "analysisjobs", "list"),
+        }
+    )
+    binding = find(docs, "RoleBinding", "radpipe-intake")
+    assert binding["metadata"]["namespace"] == "radiology"
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": "radpipe-intake",
+    }
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "radpipe-intake", "namespace": "radpipe"}
+    ]
+    # bound nowhere else, and no cluster-wide grant
+    for kind in ("RoleBinding", "ClusterRoleBinding"):
+        for doc in of_kind(docs, kind):
+            if doc is not binding:
+                assert "radpipe-intake" not in {s["name"] for s in doc["subjects"]}, doc
+
+
+def test_intake_service_and_network_policy(production_render: list[Doc]) -> None:
+    docs = production_render
+    service = find(docs, "Service", "radpipe-intake")
+    spec = service["spec"]
+    assert spec["type"] == "LoadBalancer" and spec["externalTrafficPolicy"] == "Local"
+    assert spec["loadBalancerSourceRanges"] == ["10.10.0.0/16"]
+    assert spec["ports"] == [
+        {"name": "dicom", "port": 11112, "targetPort": "dicom", "protocol": "TCP"}
+    ]
+    pod_labels = find(docs, "Deployment", "radpipe-intake")["spec"]["template"]["metadata"][
+        "labels"
+    ]
+    assert all(pod_labels[k] == v for k, v in spec["selector"].items())
+    assert service["metadata"]["annotations"] == {
+        "service.beta.kubernetes.io/aws-load-balancer-internal": "true"
+    }
+    policy = find(docs, "NetworkPolicy", "radpipe-intake")
+    assert policy["spec"]["podSelector"]["matchLabels"] == spec["selector"]
+    (ingress,) = policy["spec"]["ingress"]
+    assert ingress["from"] == [
+        {"ipBlock": {"cidr": "10.10.0.0/16"}},
+        {"ipBlock": {"cidr": "10.30.1.0/24"}},
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "dicom-router"}}},
+    ]
+    assert ingress["ports"] == [{"protocol": "TCP", "port": 11112}]
+    egress_cidrs = {
+        peer["ipBlock"]["cidr"]
+        for rule in policy["spec"]["egress"]
+        for peer in rule.get("to", [])
+        if "ipBlock" in peer
+    }
+    assert egress_cidrs == {"10.0.0.1/32", "10.20.30.0/24"}  # API server, S3: nothing else
+
+
+def test_intake_defaults_with_a_cluster_ip_service(helm: Helm) -> None:
+    docs = helm.template(sets=["intake.enabled=true", "intake.allowedCallingAEs={CT1}"], crds=False)
+    service = find(docs, "Service", "radpipe-intake")
+    assert service["spec"]["type"] == "ClusterIP"
+    assert "externalTrafficPolicy" not in service["spec"]
+    policy = find(docs, "NetworkPolicy", "radpipe-intake")
+    assert policy["spec"]["ingress"] == [{"ports": [{"protocol": "TCP", "port": 11112}]}]
+    role = find(docs, "Role", "radpipe-intake")
+    assert role["metadata"]["namespace"] == "radpipe"  # the web app's job namespace
+    rules = yaml.safe_load(find(docs, "ConfigMap", "radpipe-intake-rules")["data"]["rules.yaml"])
+    assert rules == {"rules": []}
+
+
 @pytest.mark.parametrize(
     ("sets", "message"),
     [
+        (["intake.enabled=true"], "allowedCallingAEs"),
+        (
+            ["intake.enabled=true", "intake.allowedCallingAEs={CT1}", "intake.jobNamespace=x"],
+            "not one of the job namespaces",
+        ),
+        (["intake.aeTitle=AN-AE-TITLE-TOO-LONG"], "aeTitle"),
+        (["intake.rules[0].name=r1"], "app"),
+        (["intake.service.type=Ingress"], "type"),
+        (["networkPolicy.intake.cidrs={10.0.0.1}"], "cidrs"),
         (["config.pacs.hospital-pacs.ae_title=AN-AE-TITLE-TOO-LONG"], "ae_title"),
         (["config.branding.primary_color=blue"], "primary_color"),
         (["objectStore.minio.enabled=false"], "endpoint"),
@@ -382,3 +561,9 @@ def test_notes_tell_what_to_do_next(helm: Helm, tmp_path: Path) -> None:
     assert "kubectl -n radiology get analysisjobs -w" in notes
     assert "https://radpipe.hospital.example/" in notes
     assert "kubectl apply --server-side -f charts/radpipe/crds/" in notes
+    assert (
+        "AE title RADPIPE-IN at\n     radpipe-intake.radpipe.svc:11112 (Service type LoadBalancer"
+        in notes
+    )
+    assert "from the calling AE titles HOSPPACS, CT-ER-1, MR-3T-1 only. 2 routing rule(s)" in notes
+    assert "deleted 72 h after their jobs have ended" in notes

@@ -76,10 +76,21 @@ namespace: by default the web app's. */}}
 {{- $ns -}}
 {{- end -}}
 
+{{/* The namespace the receiver creates AnalysisJobs in: a job namespace (the operator
+watches those, and the stage env Secret is there). */}}
+{{- define "radpipe.intakeJobNamespace" -}}
+{{- $ns := default (include "radpipe.webJobNamespace" .) .Values.intake.jobNamespace -}}
+{{- if not (has $ns (fromJsonArray (include "radpipe.jobNamespaces" .))) -}}
+{{- fail (printf "intake.jobNamespace %q is not one of the job namespaces %v: the operator runs AnalysisJobs there only" $ns (include "radpipe.jobNamespaces" .)) -}}
+{{- end -}}
+{{- $ns -}}
+{{- end -}}
+
 {{- define "radpipe.operatorAccount" -}}{{ include "radpipe.fullname" . }}-operator{{- end -}}
 {{- define "radpipe.stageAccount" -}}{{ include "radpipe.fullname" . }}-stage-runner{{- end -}}
 {{- define "radpipe.webAccount" -}}{{ include "radpipe.fullname" . }}-web{{- end -}}
 {{- define "radpipe.modelsAccount" -}}{{ include "radpipe.fullname" . }}-models{{- end -}}
+{{- define "radpipe.intakeAccount" -}}{{ include "radpipe.fullname" . }}-intake{{- end -}}
 {{- define "radpipe.stageEnvSecret" -}}{{ include "radpipe.fullname" . }}-stage-env{{- end -}}
 {{- define "radpipe.configMap" -}}{{ include "radpipe.fullname" . }}-config{{- end -}}
 {{- define "radpipe.minio" -}}{{ include "radpipe.fullname" . }}-minio{{- end -}}
