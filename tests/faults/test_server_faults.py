@@ -8,25 +8,41 @@ in its result.json, each stage completes once, and nothing is stored twice.
 
 from __future__ import annotations
 
+import io
+import shutil
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
+import nibabel as nib
+import numpy as np
 import pytest
 
 from radpipe.api.models import AnalysisJob, JobSpec
-from radpipe.config import Settings
+from radpipe.config import ModelEndpointConfig, Settings
 from radpipe.local.runner import LocalRunner
-from radpipe.pipeline.contract import Stage, StageContext, StageOutcome, read_result
+from radpipe.pipeline.contract import (
+    Stage,
+    StageContext,
+    StageOutcome,
+    StageResult,
+    read_result,
+    result_key,
+    stage_prefix,
+)
 from radpipe.pipeline.registry import register_stage, unregister_stage
-from radpipe.store import ArtifactStore, StoreError
+from radpipe.preprocessing import grid
+from radpipe.serving.spec import default_models_dir
+from radpipe.store import ArtifactStore, LocalStore, StoreError
 from tests.faults.conftest import FaultRow
 from tests.fixtures import toy_app as toy
 from tests.fixtures.dicom_studies import make_study
 from tests.fixtures.minio import MinioServer
+from tests.fixtures.model_server import ModelServerProcess
 from tests.fixtures.network import wait_until
 from tests.fixtures.pacs import OrthancServer
 from tests.fixtures.postgres import PostgresServer, _bin_dir
@@ -326,4 +342,151 @@ def test_postgres_restarted_mid_job(
     fault_table.append(
         FaultRow("PostgreSQL stopped (immediate) and restarted", "Succeeded",
                  time.monotonic() - stopped, f"attempts {done.status.stages[0].attempts}, 1 row")
+    )  # fmt: skip
+
+
+# -- Model server ---------------------------------------------------------------------
+
+INFER_APP = """
+apiVersion: radpipe.io/v1alpha1
+kind: AnalysisApp
+metadata: {name: faultinfer}
+spec:
+  title: Glioma inference only (fault tests)
+  modality: MR
+  models:
+    - {role: segmenter, inferenceService: glioma-unet, version: latest}
+  stages: [{name: infer}]
+"""
+
+#: The test "brain": its bounding box plus the stage's 4-voxel margin fits one 128³ patch of
+#: the bundled glioma model, so a request costs one full-size patch (seconds, not ms).
+BRAIN = (slice(64, 184), slice(60, 180), slice(20, 130))
+
+
+class RecordingStore(LocalStore):
+    """The real local store, also recording the key of every committed write in order."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.writes: list[str] = []
+
+    def put_stream(self, key: str, stream: Any) -> Any:
+        info = super().put_stream(key, stream)
+        self.writes.append(key)
+        return info
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _commit_preprocess(store: ArtifactStore, uid: str) -> None:
+    """A committed preprocess result for ``uid``, as the preprocess stage leaves it."""
+    rng = np.random.default_rng(11)
+    mask = np.zeros(grid.SHAPE, np.uint8)
+    mask[BRAIN] = 1
+    volume = np.zeros((len(grid.MR_CHANNELS), *grid.SHAPE), np.float32)
+    volume[(slice(None), *BRAIN)] = rng.standard_normal(
+        (len(grid.MR_CHANNELS), *mask[BRAIN].shape), dtype=np.float32
+    )
+    volume[1, 110:126, 100:116, 60:76] += 4.0  # an enhancing blob on T1c
+    prefix = stage_prefix(uid, "preprocess")
+    outputs = {"input.npy": store.put_bytes(prefix + "input.npy", _npy(volume))}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "mask.nii.gz"
+        nib.save(nib.Nifti1Image(mask, grid.affine_ras()), str(path))
+        outputs["mask.nii.gz"] = store.put_file(prefix + "mask.nii.gz", path)
+    result = StageResult(
+        job=uid,
+        stage="preprocess",
+        state="succeeded",
+        attempt=1,
+        outputs={k: v.as_dict() for k, v in outputs.items()},
+    )
+    store.put_json(result_key(uid, "preprocess"), result.model_dump(mode="json"))
+
+
+@pytest.fixture
+def glioma_server(tmp_path: Path) -> Iterator[ModelServerProcess]:
+    """A ModelServer of the test's own with the bundled glioma model (full 128³ patches)."""
+    models = tmp_path / "models"
+    shutil.copytree(default_models_dir() / "glioma-unet", models / "glioma-unet")
+    server = ModelServerProcess(models, tmp_path / "server.log", names=("glioma-unet",))
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_model_server_killed_mid_inference_and_restarted(
+    settings: Settings, glioma_server: ModelServerProcess, tmp_path: Path, fault_table: list
+) -> None:
+    server = glioma_server
+    (tmp_path / "apps").mkdir()
+    (tmp_path / "apps" / "faultinfer.yaml").write_text(INFER_APP)
+    settings.apps_dir = tmp_path / "apps"
+    settings.models.dir = server.models_dir
+    # Enough client retries to ride out a restart: the stage itself runs once.
+    settings.models.endpoints["glioma-unet"] = ModelEndpointConfig(
+        url=server.url, attempts=80, backoff_seconds=0.25, max_backoff_seconds=1.0
+    )
+    assert settings.store.root is not None
+    store = RecordingStore(settings.store.root)
+    runner = LocalRunner(settings, store=store)
+    job = runner.submit(JobSpec(accession="FLT-KSV", app="faultinfer"))
+    _commit_preprocess(store, job.uid)
+    started_line, finished_line = "inference started: model glioma-unet", "inference finished"
+
+    thread, box = in_thread(lambda: runner.run(job.uid))
+    # The server has decoded the request and is running the network: kill it now.
+    wait_until(lambda: len(server.log_lines(started_line)) == 1, 120, "inference started")
+    server.kill()
+    killed = time.monotonic()
+    assert not server.log_lines(finished_line), "the kill came after the inference ended"
+    assert thread.is_alive(), box
+    # Nothing of the stage is committed while the server is down: no result.json to misread.
+    assert read_result(store, job.uid, "infer") is None
+    assert not store.list(stage_prefix(job.uid, "infer"))
+    server.start()  # same ports; the client's retry finds it
+    restarted = time.monotonic() - killed
+    thread.join(300)
+    assert "error" not in box, box.get("error")
+    done: AnalysisJob = box["value"]
+    recovered = time.monotonic() - killed
+
+    assert done.status.phase.value == "Succeeded", done.status.message
+    (infer,) = done.status.stages
+    assert infer.name == "infer" and infer.state.value == "Succeeded"
+    assert infer.attempts == 1  # the V2 client retried the call; the stage ran once
+    assert len(server.log_lines(started_line)) == 2  # the killed request, then the retry
+    assert len(server.log_lines(finished_line)) == 1
+    prefix = stage_prefix(job.uid, "infer")
+    infer_writes = [k for k in store.writes if k.startswith(prefix)]
+    assert infer_writes.count(result_key(job.uid, "infer")) == 1, infer_writes
+    assert infer_writes[-1] == result_key(job.uid, "infer")  # written last, once complete
+    assert_committed_outputs_intact(store, done)
+    result = read_result(store, job.uid, "infer")
+    assert result is not None and result.attempt == 1
+    assert result.data["modelVersions"] == {"glioma-unet": "1.0.0"}
+
+    # The same input through an unfaulted job on the restarted server: the same answer.
+    clean = runner.submit(JobSpec(accession="FLT-KSV2", app="faultinfer"))
+    _commit_preprocess(store, clean.uid)
+    reference = runner.run(clean.uid)
+    assert reference.status.phase.value == "Succeeded", reference.status.message
+    faulted_labels = np.load(io.BytesIO(store.get_bytes(prefix + "prediction.npy")))
+    clean_labels = np.load(
+        io.BytesIO(store.get_bytes(stage_prefix(clean.uid, "infer") + "prediction.npy"))
+    )
+    assert faulted_labels.shape == grid.SHAPE and faulted_labels.dtype == np.uint8
+    np.testing.assert_array_equal(faulted_labels, clean_labels)
+    clean_result = read_result(store, clean.uid, "infer")
+    assert clean_result is not None
+    assert result.data["volumesCm3"] == clean_result.data["volumesCm3"]
+    assert result.data["volumesCm3"]["WT"] > 0  # the network did find something to compare
+    fault_table.append(
+        FaultRow("model server killed mid-inference, restarted", "Succeeded", recovered,
+                 f"restart {restarted:.1f} s; stage attempts 1; result.json written once")
     )  # fmt: skip

@@ -13,6 +13,8 @@ the request body). The wire protocol is unchanged; only the server's parsing is.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from typing import Any
 
 import numpy as np
@@ -23,6 +25,8 @@ from kserve.protocol.infer_type import InferInput, RequestedOutput
 
 from radpipe.serving.predictors import PredictionError, Predictor
 from radpipe.serving.v2_codec import HEADER_LENGTH, V2DecodeError, decode_tensors
+
+log = logging.getLogger(__name__)
 
 
 class RadpipeModel(Model):
@@ -63,8 +67,20 @@ class RadpipeModel(Model):
             self.predictor.validate(inputs)
         except PredictionError as err:
             raise InvalidInput(str(err)) from err
+        shapes = ", ".join(f"{k} {list(v.shape)}" for k, v in inputs.items())
+        request = payload.id or "-"
+        # One line when inference starts and one when it ends: an operator (or a fault test)
+        # can tell a request the server died in the middle of from one it never received.
+        log.info("inference started: model %s request %s inputs %s", self.name, request, shapes)
+        started = time.perf_counter()
         loop = asyncio.get_running_loop()
         outputs = await loop.run_in_executor(None, self.predictor.predict, inputs)
+        log.info(
+            "inference finished: model %s request %s in %.2f s",
+            self.name,
+            request,
+            time.perf_counter() - started,
+        )
         infer_outputs = []
         for spec in self.predictor.spec.outputs:
             array = np.ascontiguousarray(outputs[spec.name])
