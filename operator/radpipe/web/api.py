@@ -5,18 +5,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from radpipe.api.models import AnalysisJob, JobSpec, Phase
 from radpipe.local.runner import JobNotFound, SubmitError
 from radpipe.web.auth import api_user, require_role
 from radpipe.web.backend import BackendError
+from radpipe.web.events import Change, JobEvents
 from radpipe.web.forms import ACCESSION_RULE
 from radpipe.web.review import MAX_COMMENT
 from radpipe.web.security import CSRF_HEADER, check_csrf
-from radpipe.web.service import JobService
+from radpipe.web.service import ALLOWED, JobService, access
 from radpipe.web.users import User
 
 router = APIRouter(prefix="/api/v1", tags=["jobs"])
@@ -66,6 +68,7 @@ class Me(BaseModel):
     display: str
     roles: list[str]
     via: str
+    department: str = ""
 
 
 def _not_found(err: Exception) -> HTTPException:
@@ -79,7 +82,13 @@ def _job(job: AnalysisJob) -> dict[str, Any]:
 @router.get("/me", response_model=Me)
 def me(user: ApiUser) -> Me:
     """The signed-in user and their roles."""
-    return Me(name=user.name, display=user.display, roles=list(user.roles), via=user.via)
+    return Me(
+        name=user.name,
+        display=user.display,
+        roles=list(user.roles),
+        via=user.via,
+        department=user.department,
+    )
 
 
 @router.get("/apps", response_model=list[AppInfo])
@@ -128,6 +137,64 @@ def submit_job(spec: JobSpec, request: Request, user: Writer) -> dict[str, Any]:
     except (SubmitError, BackendError) as err:
         raise HTTPException(status_code=422, detail=str(err)) from err
     return _job(job)
+
+
+@router.get(
+    "/jobs/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def job_events(
+    request: Request,
+    user: ApiUser,
+    job: Annotated[str | None, Query(description="only this job's changes")] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> StreamingResponse:
+    """Live job changes as server-sent events (``text/event-stream``), for the jobs the
+    caller may see.
+
+    Each ``job`` event's data is JSON with the job id, its phase, current stage and that
+    stage's progress, and each stage's state and progress: nothing about the patient; read
+    GET /jobs/{uid} for the rest. A ``ready`` event opens the stream; a stream ends after a
+    minute and EventSource reconnects by itself, sending Last-Event-ID so nothing is missed.
+    """
+    service = _service(request)
+    if job is not None:
+        # Fails (404/403, audited) before the stream starts when the job is not theirs.
+        try:
+            await run_in_threadpool(service.get, user, job, _client(request))
+        except JobNotFound as err:
+            raise _not_found(err) from err
+    events: JobEvents = request.app.state.events
+
+    def visible(change: Change) -> bool:
+        if job is not None and change.uid != job:
+            return False
+        return access(user, change.requested_by, change.department) == ALLOWED
+
+    try:
+        resume = int(last_event_id) if last_event_id else None
+    except ValueError:
+        resume = None
+    body = events.stream(visible, resume, is_disconnected=request.is_disconnected)
+    return StreamingResponse(
+        body,
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get("/audit", tags=["admin"])
+def audit_log(
+    request: Request, user: ApiUser, limit: Annotated[int, Query(ge=1, le=10000)] = 500
+) -> list[dict[str, Any]]:
+    """The latest audit events, newest last (admins only; refusals are audited too)."""
+    audit = _service(request).audit
+    if not user.has("admin"):
+        audit.record(user.name, "audit.read", outcome="denied", client=_client(request))
+    require_role(user, "admin")
+    audit.record(user.name, "audit.read", client=_client(request))
+    return audit.read()[-limit:]
 
 
 @router.get("/jobs/{uid}", response_model=AnalysisJob, response_model_exclude_none=True)

@@ -26,9 +26,10 @@ from radpipe.api.models import AnalysisJob, StageStatus, utcnow
 from radpipe.config import Settings
 from radpipe.web import api, auth, pages
 from radpipe.web.audit import AuditLog
-from radpipe.web.backend import CREATED, JobBackend, LocalBackend
+from radpipe.web.backend import CREATED, DEPARTMENT, JobBackend, LocalBackend
+from radpipe.web.events import JobEvents
 from radpipe.web.security import SecurityMiddleware
-from radpipe.web.service import JobService
+from radpipe.web.service import DepartmentDenied, JobService
 from radpipe.web.users import UserFile
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,9 @@ def clock(value: Any) -> str:
 
 
 #: Result keys that are not findings (shown elsewhere on the page).
-_NOT_FINDINGS = frozenset({"reportObject", "deliveredTo", "findings", "volumesCm3"})
+_NOT_FINDINGS = frozenset(
+    {"reportObject", "deliveredTo", "findings", "volumesCm3", "schemaVersion"}
+)
 
 
 def _cell(value: Any) -> str:
@@ -127,7 +130,11 @@ def result_tables(results: dict[str, Any]) -> list[dict[str, Any]]:
         ]
         tables.append({"title": "Volumes", "headers": headers, "rows": rows})
     findings = results.get("findings")
-    if isinstance(findings, list) and findings:
+    if isinstance(findings, list) and findings and not any(isinstance(f, dict) for f in findings):
+        # The apps' sentences ("Subdural hemorrhage likely (p = 0.56).")
+        rows = [[_cell(item)] for item in findings]
+        tables.append({"title": "Findings", "headers": ["Finding"], "rows": rows})
+    elif isinstance(findings, list) and findings:
         columns: list[str] = []
         for item in findings:
             for key in item if isinstance(item, dict) else []:
@@ -141,7 +148,7 @@ def result_tables(results: dict[str, Any]) -> list[dict[str, Any]]:
     other = [
         [k, _cell(v)]
         for k, v in results.items()
-        if k not in _NOT_FINDINGS and k != "percentOfBrain"
+        if k not in _NOT_FINDINGS and k != "percentOfBrain" and v is not None
     ]
     if other:
         tables.append({"title": "Measurements", "headers": ["Measure", "Value"], "rows": other})
@@ -160,6 +167,7 @@ def templates() -> jinja2.Environment:
     env.globals.update(
         version=__version__,
         created=lambda j: j.metadata.annotations.get(CREATED),
+        department=lambda j: j.metadata.annotations.get(DEPARTMENT, ""),
         result_tables=result_tables,
     )
     return env
@@ -178,15 +186,18 @@ def create_app(
     """The web application for ``settings`` (local or cluster mode per ``web.mode``)."""
     backend = backend or make_backend(settings)
     audit = AuditLog(settings.web.audit_log or settings.data_dir / "audit.log")
+    events = JobEvents(backend)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        events.start()
         if start_workers:
             backend.start()
         try:
             yield
         finally:
             backend.stop()
+            events.stop()
 
     app = FastAPI(
         title="radpipe",
@@ -199,6 +210,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.service = JobService(backend, audit, settings.warehouse.url)
+    app.state.events = events
     app.state.users = UserFile(users_file or auth.users_file_path(settings))
     app.state.oauth = auth.oidc_client(settings)
     app.state.templates = templates()
@@ -226,6 +238,11 @@ def _add_handlers(app: FastAPI) -> None:
     @app.exception_handler(auth.LoginRequired)
     async def _login(request: Request, exc: auth.LoginRequired) -> Response:
         return RedirectResponse(auth.login_redirect(exc.next_url), status_code=303)
+
+    @app.exception_handler(DepartmentDenied)
+    async def _department(request: Request, exc: DepartmentDenied) -> Response:
+        message = "This job belongs to another department."
+        return await _http(request, StarletteHTTPException(403, message))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:

@@ -152,9 +152,19 @@ def roles_from_claims(settings: Settings, claims: dict[str, Any]) -> tuple[str, 
 
 
 def oidc_user(settings: Settings, claims: dict[str, Any]) -> User | None:
-    """The user an ID token describes, or None when they hold no radpipe role."""
+    """The user an ID token describes, or None when they hold no radpipe role.
+
+    The token's ``department`` claim, when the IdP sends one, is the user's department.
+    """
     roles = roles_from_claims(settings, claims)
     if not roles:
         return None
     name = str(claims.get("preferred_username") or claims.get("email") or claims["sub"])
-    return User(name=name, display=str(claims.get("name", "")), roles=roles, via="oidc")
+    department = claims.get("department")
+    return User(
+        name=name,
+        display=str(claims.get("name", "")),
+        roles=roles,
+        via="oidc",
+        department=department if isinstance(department, str) else "",
+    )

@@ -12,6 +12,7 @@ import queue
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 import jsonschema
 
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 
 #: Annotation naming who asked for a job (a login name, not patient data).
 REQUESTED_BY = "radpipe.io/requested-by"
+#: Annotation naming the requester's department (absent when departments are not used).
+DEPARTMENT = "radpipe.io/department"
 #: Annotation recording when the job was made (ISO time), as the local runner writes it.
 CREATED = "radpipe.io/created"
 #: The stage that sends results to the PACS; "retry delivery" re-runs it.
@@ -43,6 +46,7 @@ DELIVERY_STAGE = "deliver"
 _PRIORITY_RANK = {Priority.STAT: 0, Priority.URGENT: 1, Priority.ROUTINE: 2}
 
 __all__ = [
+    "DEPARTMENT",
     "BackendError",
     "JobBackend",
     "JobNotFound",
@@ -76,14 +80,19 @@ class JobBackend(ABC):
     mode: str
     #: Where job artifacts (reports, overlays, reviews) live.
     store: ArtifactStore
+    #: Called with each job this process saves (see :meth:`on_change`).
+    _listeners: tuple[Callable[[AnalysisJob], None], ...] = ()
 
     @abstractmethod
     def apps(self) -> dict[str, AnalysisApp]:
         """The analysis apps a job may name."""
 
     @abstractmethod
-    def submit(self, spec: JobSpec, requested_by: str) -> AnalysisJob:
-        """Validate and create a job; it starts without the caller waiting for it."""
+    def submit(self, spec: JobSpec, requested_by: str, department: str = "") -> AnalysisJob:
+        """Validate and create a job; it starts without the caller waiting for it.
+
+        ``department`` (the requester's, when departments are used) is recorded on the job.
+        """
 
     @abstractmethod
     def get(self, uid: str) -> AnalysisJob:
@@ -110,6 +119,21 @@ class JobBackend(ABC):
 
     def stop(self) -> None:  # noqa: B027 - optional hook
         """Stop background work; running stages finish first."""
+
+    def on_change(self, listener: Callable[[AnalysisJob], None]) -> None:
+        """Call ``listener`` with a job each time this process saves it (live updates).
+
+        Backends whose jobs change elsewhere (the cluster) do not call it; the event hub
+        then finds changes by listing the jobs.
+        """
+        self._listeners = (*self._listeners, listener)
+
+    def _changed(self, job: AnalysisJob) -> None:
+        for listener in self._listeners:
+            try:
+                listener(job)
+            except Exception:  # a listener must never break a save
+                log.exception("job change listener failed", extra={"job": job.uid})
 
 
 class _StoreReporter:
@@ -146,8 +170,11 @@ class CachingRunner(LocalRunner):
 
     APPS_TTL_SECONDS = 10.0
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, on_save: Callable[[AnalysisJob], None] | None = None
+    ) -> None:
         super().__init__(settings)
+        self.on_save = on_save
         self._apps: dict[str, AnalysisApp] | None = None
         self._apps_read = 0.0
         self._apps_lock = threading.Lock()
@@ -160,6 +187,12 @@ class CachingRunner(LocalRunner):
                 self._apps_read = now
             return dict(self._apps)
 
+    def save(self, job: AnalysisJob) -> None:
+        """Save the job and tell the web app (its live updates) that it changed."""
+        super().save(job)
+        if self.on_save is not None:
+            self.on_save(job)
+
 
 class LocalBackend(JobBackend):
     """Jobs run by the local runner in worker threads of the web process, highest priority
@@ -170,7 +203,7 @@ class LocalBackend(JobBackend):
     def __init__(
         self, settings: Settings, runner: LocalRunner | None = None, workers: int | None = None
     ) -> None:
-        self.runner = runner or CachingRunner(settings)
+        self.runner = runner or CachingRunner(settings, on_save=self._changed)
         self.store = self.runner.store
         self.workers = workers or settings.web.workers or settings.runner.workers
         self._queue: queue.PriorityQueue[tuple[int, int, str | None]] = queue.PriorityQueue()
@@ -192,9 +225,11 @@ class LocalBackend(JobBackend):
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def submit(self, spec: JobSpec, requested_by: str) -> AnalysisJob:
+    def submit(self, spec: JobSpec, requested_by: str, department: str = "") -> AnalysisJob:
         job = self.runner.submit(spec)
         job.metadata.annotations[REQUESTED_BY] = requested_by
+        if department:
+            job.metadata.annotations[DEPARTMENT] = department
         self.runner.save(job)
         self._enqueue(job)
         return job

@@ -78,6 +78,11 @@ def web(
     help="Role (repeatable).",
 )
 @click.option("--display", default="", help="Name shown on the pages, e.g. 'Dr A. Example'.")
+@click.option(
+    "--department",
+    default="",
+    help="The user's department: jobs they request are seen only within it (and by admins).",
+)
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @click.option(
     "--users",
@@ -92,6 +97,7 @@ def add_user(
     name: str,
     roles: tuple[str, ...],
     display: str,
+    department: str,
     password_stdin: bool,
     users_file: Path | None,
 ) -> None:
@@ -108,7 +114,8 @@ def add_user(
     if len(password) < 8:
         raise click.ClickException("use a password of at least 8 characters")
     try:
-        UserFile(path).set_user(name, password, list(roles), display)
+        UserFile(path).set_user(name, password, list(roles), display, department)
     except UserFileError as err:
         raise click.ClickException(str(err)) from err
-    click.echo(f"user {name} ({', '.join(roles)}) saved in {path}")
+    where = f", department {department}" if department else ""
+    click.echo(f"user {name} ({', '.join(roles)}{where}) saved in {path}")

@@ -23,7 +23,14 @@ from radpipe.api.models import (
 from radpipe.config import Settings
 from radpipe.local.runner import JobNotFound, new_job_uid
 from radpipe.store import ArtifactStore, open_store
-from radpipe.web.backend import CREATED, REQUESTED_BY, BackendError, JobBackend, validate_options
+from radpipe.web.backend import (
+    CREATED,
+    DEPARTMENT,
+    REQUESTED_BY,
+    BackendError,
+    JobBackend,
+    validate_options,
+)
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +106,12 @@ class ClusterBackend(JobBackend):
             apps[app.metadata.name] = app
         return apps or load_apps(self.settings.apps_dir)
 
-    def submit(self, spec: JobSpec, requested_by: str) -> AnalysisJob:
+    def submit(self, spec: JobSpec, requested_by: str, department: str = "") -> AnalysisJob:
         validate_options(spec, self.apps())
         name = new_job_uid()
+        annotations = {CREATED: utcnow().isoformat(), REQUESTED_BY: requested_by}
+        if department:
+            annotations[DEPARTMENT] = department
         body = {
             "apiVersion": f"{API_GROUP}/{API_VERSION}",
             "kind": "AnalysisJob",
@@ -109,7 +119,7 @@ class ClusterBackend(JobBackend):
                 "name": name,
                 "namespace": self.namespace,
                 "labels": {"app.kubernetes.io/created-by": "radpipe-web"},
-                "annotations": {CREATED: utcnow().isoformat(), REQUESTED_BY: requested_by},
+                "annotations": annotations,
             },
             "spec": spec.wire(),
         }

@@ -1,6 +1,6 @@
 """Server-rendered pages: sign-in, the request form, the launch link, the job list and the
-job page. They call the same :class:`JobService` as the JSON API, and their scripts poll
-that API for live updates."""
+job page. They call the same :class:`JobService` as the JSON API; their scripts follow the
+API's server-sent events for live updates (polling the API when events are unavailable)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from radpipe.web.forms import (
 )
 from radpipe.web.review import Decision
 from radpipe.web.security import CSRF_FIELD, check_csrf, csrf_token
-from radpipe.web.service import JobService
+from radpipe.web.service import DepartmentDenied, JobService
 from radpipe.web.users import User
 
 log = logging.getLogger(__name__)
@@ -326,6 +326,8 @@ async def cancel(request: Request, uid: str, user: PageUser) -> Response:
         flash(request, "Cancel requested: the job stops before its next stage.")
     except JobNotFound as err:
         raise HTTPException(404, "No such job.") from err
+    except DepartmentDenied:
+        raise
     except PermissionError as err:
         flash(request, str(err), "error")
     return RedirectResponse(f"/jobs/{uid}", status_code=303)
@@ -340,6 +342,8 @@ async def retry_delivery(request: Request, uid: str, user: PageUser) -> Response
         flash(request, "Delivery retry started.", "success")
     except JobNotFound as err:
         raise HTTPException(404, "No such job.") from err
+    except DepartmentDenied:
+        raise
     except (PermissionError, BackendError) as err:
         flash(request, str(err), "error")
     return RedirectResponse(f"/jobs/{uid}", status_code=303)
@@ -360,6 +364,8 @@ async def review(request: Request, uid: str, user: PageUser) -> Response:
         flash(request, f"Result {decision}{note}.", "success")
     except JobNotFound as err:
         raise HTTPException(404, "No such job.") from err
+    except DepartmentDenied:
+        raise
     except (PermissionError, ValueError) as err:
         flash(request, str(err), "error")
     return RedirectResponse(f"/jobs/{uid}#review", status_code=303)

@@ -1,7 +1,15 @@
 """What pages and the JSON API both do: user-aware job operations, each audited.
 
-Requesters see the jobs they asked for; radiologists and admins see all. A job another
-user may not see is reported as not found, so its existence does not leak.
+Who sees which job:
+
+* admins see every job;
+* a job that records a department (its requester's, when departments are configured) is
+  refused to everyone else outside that department: 403, audited as denied;
+* within that (or for jobs without a department), radiologists see every job and
+  requesters only the jobs they asked for; another requester's job is reported as not
+  found, so its existence does not leak.
+
+With no departments configured no job records one, and the rules are the role rules alone.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from radpipe.api.models import AnalysisJob, JobSpec, Phase, StageState
 from radpipe.local.runner import JobNotFound
 from radpipe.web.artifacts import image_keys, report_key
 from radpipe.web.audit import AuditLog
-from radpipe.web.backend import CREATED, REQUESTED_BY, JobBackend, describe
+from radpipe.web.backend import CREATED, DEPARTMENT, REQUESTED_BY, JobBackend, describe
 from radpipe.web.review import Decision, get_review, record_review
 from radpipe.web.users import User
 
@@ -25,6 +33,31 @@ log = logging.getLogger(__name__)
 #: Repeated views of the same job by the same person (page polling) are audited once per
 #: this many seconds.
 VIEW_AUDIT_WINDOW = 300.0
+
+
+class DepartmentDenied(PermissionError):
+    """The job belongs to another department (answered with 403)."""
+
+
+#: What :meth:`JobService.access` answers.
+ALLOWED, NOT_YOURS, OTHER_DEPARTMENT = "allowed", "not-yours", "other-department"
+
+
+def access(user: User, requested_by: str, department: str) -> str:
+    """Whether ``user`` may see a job asked for by ``requested_by`` for ``department``."""
+    if user.has("admin"):
+        return ALLOWED
+    if department and department != user.department:
+        return OTHER_DEPARTMENT
+    if user.has("radiologist") or requested_by == user.name:
+        return ALLOWED
+    return NOT_YOURS
+
+
+def job_access(user: User, job: AnalysisJob) -> str:
+    """:func:`access` for a job."""
+    annotations = job.metadata.annotations
+    return access(user, annotations.get(REQUESTED_BY, ""), annotations.get(DEPARTMENT, ""))
 
 
 @dataclass(frozen=True)
@@ -54,7 +87,7 @@ class JobService:
     @staticmethod
     def visible(user: User, job: AnalysisJob) -> bool:
         """Whether ``user`` may see ``job``."""
-        return user.has("radiologist") or job.metadata.annotations.get(REQUESTED_BY) == user.name
+        return job_access(user, job) == ALLOWED
 
     def list(
         self, user: User, phase: str | None = None, app: str | None = None, limit: int = 200
@@ -79,10 +112,26 @@ class JobService:
         )
 
     def get(self, user: User, uid: str, client: str | None = None) -> AnalysisJob:
-        """One job the user may see (audited as a view); JobNotFound otherwise."""
+        """One job the user may see (audited as a view); otherwise DepartmentDenied for
+        another department's job, JobNotFound for anything else (both audited as denied)."""
+        return self._get(user, uid, "job.view", client)
+
+    def _get(self, user: User, uid: str, action: str, client: str | None) -> AnalysisJob:
         job = self.backend.get(uid)
-        if not self.visible(user, job):
-            self.audit.record(user.name, "job.view", job=uid, outcome="denied", client=client)
+        verdict = job_access(user, job)
+        if verdict == OTHER_DEPARTMENT:
+            self.audit.record(
+                user.name,
+                action,
+                job=uid,
+                outcome="denied",
+                client=client,
+                reason="department",
+                department=user.department or "-",
+            )
+            raise DepartmentDenied(f"job {uid} belongs to another department")
+        if verdict != ALLOWED:
+            self.audit.record(user.name, action, job=uid, outcome="denied", client=client)
             raise JobNotFound(f"no job {uid!r}")
         self._viewed(user, "job.view", job, client)
         return job
@@ -102,17 +151,17 @@ class JobService:
         self, user: User, uid: str, *, download: bool, client: str | None = None
     ) -> tuple[AnalysisJob, str]:
         """The store key of a job's PDF, audited as a view or a download."""
-        job = self.get(user, uid, client)
+        action = "report.download" if download else "report.view"
+        job = self._get(user, uid, action, client)
         key = report_key(self.backend.store, job)
         if key is None:
             raise JobNotFound(f"job {uid} has no report yet")
-        action = "report.download" if download else "report.view"
         self._viewed(user, action, job, client)
         return job, key
 
     def image(self, user: User, uid: str, key: str, client: str | None = None) -> str:
         """An overlay image key of a job, when it is one the page may show."""
-        job = self.get(user, uid, client)
+        job = self._get(user, uid, "image.view", client)
         if key not in image_keys(self.backend.store, job):
             raise JobNotFound(f"job {uid} has no image {key}")
         return key
@@ -121,7 +170,7 @@ class JobService:
 
     def submit(self, user: User, spec: JobSpec, via: str, client: str | None = None) -> AnalysisJob:
         """Create a job for ``user`` (audited as a request)."""
-        job = self.backend.submit(spec, requested_by=user.name)
+        job = self.backend.submit(spec, requested_by=user.name, department=user.department)
         self.audit.record(
             user.name,
             "job.request",
@@ -131,6 +180,7 @@ class JobService:
             app=spec.app,
             priority=spec.priority.value,
             via=via,
+            **({"department": user.department} if user.department else {}),
         )
         log.info("web request: %s by %s", describe(job), via, extra={"job": job.uid})
         return job
@@ -140,7 +190,7 @@ class JobService:
 
     def cancel(self, user: User, uid: str, client: str | None = None) -> AnalysisJob:
         """Cancel a job (its requester, or an admin)."""
-        job = self.get(user, uid, client)
+        job = self._get(user, uid, "job.cancel", client)
         if not self._own_or(user, job, "admin"):
             raise PermissionError("only the requester or an admin may cancel this job")
         job = self.backend.cancel(uid)
@@ -149,7 +199,7 @@ class JobService:
 
     def retry_delivery(self, user: User, uid: str, client: str | None = None) -> AnalysisJob:
         """Deliver a job's results again (radiologist or admin, or the requester)."""
-        job = self.get(user, uid, client)
+        job = self._get(user, uid, "delivery.retry", client)
         if not self._own_or(user, job, "radiologist"):
             raise PermissionError("only the requester, a radiologist or an admin may retry")
         job = self.backend.retry_delivery(uid)
@@ -162,7 +212,7 @@ class JobService:
         """Record a radiologist's decision on a finished result."""
         if not user.has("radiologist"):
             raise PermissionError("reviewing results needs the radiologist role")
-        job = self.get(user, uid, client)
+        job = self._get(user, uid, f"review.{decision}", client)
         if job.status.phase not in (
             Phase.SUCCEEDED,
             Phase.AWAITING_REVIEW,

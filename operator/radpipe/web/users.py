@@ -7,10 +7,17 @@ password)::
       - name: alice
         display: Dr Alice Example
         roles: [radiologist]
+        department: neuro          # optional: see below
         password: scrypt$16384$8$1$<salt>$<hash>
 
 ``radpipe web add-user`` writes entries. Hospitals sign in through OIDC instead and map
-their IdP groups to the same three roles.
+their IdP groups to the same three roles (and a claim to the department).
+
+Departments (optional): a job records the department of the person who requested it.
+A job with a department is seen only by admins and by people of that department
+(requesters: their own jobs; radiologists: all of their department's jobs); a job without
+one (none configured, or made by intake or the CLI) follows the role rules alone. With no
+departments anywhere, nothing changes.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +40,7 @@ ROLES = ("requester", "radiologist", "admin")
 # scrypt cost: ~50 ms per check on one core, slow enough for guessing, fast enough to sign in.
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$"
+_DEPARTMENT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$"
 
 
 class UserFileError(Exception):
@@ -46,6 +55,8 @@ class User:
     display: str = ""
     roles: tuple[str, ...] = ("requester",)
     via: str = "local"
+    #: The user's department ("" when none is configured).
+    department: str = ""
 
     def has(self, role: str) -> bool:
         """Whether the user holds ``role`` or a role above it."""
@@ -64,6 +75,7 @@ class User:
             "display": self.display,
             "roles": list(self.roles),
             "via": self.via,
+            "department": self.department,
         }
 
     @classmethod
@@ -74,6 +86,7 @@ class User:
             display=str(data.get("display", "")),
             roles=tuple(str(r) for r in data.get("roles", ())),
             via=str(data.get("via", "local")),
+            department=str(data.get("department") or ""),
         )
 
 
@@ -139,6 +152,14 @@ class UserFile:
                     f"user file {self.path}: user {entry['name']} has unknown roles "
                     f"{sorted(unknown)}; roles are {', '.join(ROLES)}"
                 )
+            department = entry.get("department")
+            if department is not None and not (
+                isinstance(department, str) and re.match(_DEPARTMENT_PATTERN, department)
+            ):
+                raise UserFileError(
+                    f"user file {self.path}: user {entry['name']} has an invalid department "
+                    f"{department!r}: 1-64 letters, digits, spaces, . _ -"
+                )
         return entries
 
     def authenticate(self, name: str, password: str) -> User | None:
@@ -147,24 +168,33 @@ class UserFile:
             if entry["name"] == name:
                 if verify_password(password, str(entry["password"])):
                     roles = tuple(entry.get("roles") or ("requester",))
-                    return User(name=name, display=str(entry.get("display", "")), roles=roles)
+                    return User(
+                        name=name,
+                        display=str(entry.get("display", "")),
+                        roles=roles,
+                        department=str(entry.get("department") or ""),
+                    )
                 return None
         verify_password(password, _DUMMY_HASH)
         return None
 
-    def set_user(self, name: str, password: str, roles: list[str], display: str = "") -> None:
-        """Add a user or replace their password, roles and display name."""
-        import re
-
+    def set_user(
+        self, name: str, password: str, roles: list[str], display: str = "", department: str = ""
+    ) -> None:
+        """Add a user or replace their password, roles, display name and department."""
+        if department and not re.match(_DEPARTMENT_PATTERN, department):
+            raise UserFileError(f"invalid department {department!r}: letters, digits, . _ -")
         if not re.match(_NAME_PATTERN, name):
             raise UserFileError(f"invalid user name {name!r}: letters, digits, . _ @ -")
         unknown = set(roles) - set(ROLES)
         if unknown or not roles:
             raise UserFileError(f"roles must be some of {', '.join(ROLES)}")
         entries = [e for e in self.load() if e["name"] != name]
-        entries.append(
-            {"name": name, "display": display, "roles": roles, "password": hash_password(password)}
-        )
+        entry: dict[str, Any] = {"name": name, "display": display, "roles": roles}
+        if department:
+            entry["department"] = department
+        entry["password"] = hash_password(password)
+        entries.append(entry)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.path.with_name(self.path.name + ".partial")
         partial.write_text(yaml.safe_dump({"users": entries}, sort_keys=False))
