@@ -4,81 +4,19 @@ download), against the app served by uvicorn on loopback with the fast webtoy ap
 Covers: sign-in required, the accession check as you type, a request watched from
 Pending to Succeeded with the PDF opened and downloaded, the PACS launch link, the live
 job list, a radiologist's review, and accessibility basics (labels, contrast, keyboard).
+Live updates come by server-sent events: the pages are checked to use them and to change
+in place, never reloading. (test_web_pipeline.py does the same on the real pipeline.)
 Screenshots go to var/test-artifacts/browser/ (git-ignored) for people to look at.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from playwright import sync_api as playwright_api
-
+from tests.browser.helpers import MARK_JS, SAME_JS, follows_events, shot, sign_in
 from tests.fixtures.web import PASSWORDS, LiveServer
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts" / "browser"
-
-
-@pytest.fixture(scope="module")
-def browser_context() -> Iterator[Any]:
-    """One Chromium per module, with a fresh profile directory."""
-    assert Path(CHROMIUM).exists(), "install Debian's chromium (scripts/debian-packages.txt)"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    profile = tempfile.mkdtemp(prefix="radpipe-chromium-")
-    with playwright_api.sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            profile,
-            executable_path=CHROMIUM,
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1280, "height": 900},
-            accept_downloads=True,
-        )
-        context.set_default_timeout(15_000)
-        try:
-            yield context
-        finally:
-            context.close()
-            shutil.rmtree(profile, ignore_errors=True)
-
-
-@pytest.fixture
-def page(browser_context: Any) -> Iterator[Any]:
-    """A fresh tab with no session."""
-    browser_context.clear_cookies()
-    tab = browser_context.new_page()
-    yield tab
-    tab.close()
-
-
-def shot(page: Any, name: str) -> None:
-    """Save a full-page screenshot as a test artifact."""
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-
-
-def sign_in(page: Any, live: LiveServer, name: str, path: str = "/") -> None:
-    """Sign in through the login form, starting from ``path``."""
-    page.goto(live.url + path)
-    page.get_by_label("User name").fill(name)
-    page.get_by_label("Password").fill(PASSWORDS[name])
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(re.compile(r"^(?!.*/login).*$"))
 
 
 def test_sign_in_is_required_and_returns_to_the_page(page: Any, live_web: LiveServer) -> None:
@@ -127,10 +65,13 @@ def test_request_is_watched_to_success_and_the_pdf_opens(page: Any, live_web: Li
     page.get_by_role("button", name="Request analysis").click()
     page.wait_for_url(re.compile(r"/jobs/rp-[0-9a-f]{12}$"))
     uid = page.url.rsplit("/", 1)[-1]
+    page.evaluate(MARK_JS)
     assert page.get_by_role("status").first.inner_text().startswith("Analysis requested")
+    follows_events(page)
     page.locator(".step-running").first.wait_for()  # the timeline updates live
     shot(page, "04-job-running")
     page.locator("#job-phase .phase-succeeded").wait_for(timeout=30_000)
+    assert page.evaluate(SAME_JS), "the job page reloaded instead of updating in place"
     assert page.locator('li[data-stage="deliver"] .step-state').inner_text() == "Succeeded"
     assert page.locator("#delivery-state").inner_text() == "Delivered"
     assert page.get_by_role("cell", name="enhancing tumour").is_visible()
@@ -161,6 +102,8 @@ def test_launch_link_prefills_and_submits(page: Any, live_web: LiveServer) -> No
 
 def test_job_list_updates_itself(page: Any, live_web: LiveServer) -> None:
     sign_in(page, live_web, "rex", "/jobs")
+    page.evaluate(MARK_JS)
+    follows_events(page)
     csrf = page.locator('meta[name="csrf-token"]').get_attribute("content")
     response = page.request.post(
         live_web.url + "/api/v1/jobs",
@@ -173,6 +116,8 @@ def test_job_list_updates_itself(page: Any, live_web: LiveServer) -> None:
     row.wait_for(timeout=10_000)  # appears without reloading
     assert "LIVE-1" in row.inner_text()
     row.locator(".phase-succeeded").wait_for(timeout=20_000)
+    assert page.evaluate(SAME_JS), "the job list reloaded instead of updating in place"
+    assert "(live)" in page.locator("#live-note").inner_text()
     shot(page, "07-job-list")
     page.get_by_label("Status").select_option("Failed")
     page.get_by_role("button", name="Filter").click()

@@ -168,7 +168,11 @@ def parse_request(
                 "priority": form.priority,
                 "options": options,
                 "source": {"pacs": default_pacs},
-                "delivery": {"email": [form.email] if form.email else []},
+                # Results go back to the PACS the study came from, as the viewer expects.
+                "delivery": {
+                    "pacs": [default_pacs] if default_pacs else [],
+                    "email": [form.email] if form.email else [],
+                },
             }
         )
     except ValidationError as err:
