@@ -15,7 +15,7 @@ from starlette.routing import Mount, Route
 
 from radpipe.config import BrandingConfig, Settings
 from radpipe.web.app import create_app
-from tests.fixtures.web import PASSWORDS, wait_for_phase
+from tests.fixtures.web import PASSWORDS, sign_in, wait_for_phase
 
 #: Routes reachable without signing in, and why.
 PUBLIC = {
@@ -134,9 +134,11 @@ def test_hostile_strings_in_job_data_are_escaped_in_pages(client: TestClient) ->
     }
     uid = client.post("/api/v1/jobs", json=spec, headers=basic("rita")).json()["metadata"]["name"]
     wait_for_phase(_as(client, "rita"), uid, {"Succeeded"})
-    page = client.get(f"/jobs/{uid}", headers=basic("rita"))
+    sign_in(client, "rita")  # pages take the session (HTTP Basic is for the API)
+    page = client.get(f"/jobs/{uid}", follow_redirects=False)
     assert page.status_code == 200
     assert "<script>alert" not in page.text and "<img src=x" not in page.text
+    assert "&lt;script&gt;alert(&#34;rp&#34;)&lt;/script&gt;" in page.text  # shown as text
     job = client.get(f"/api/v1/jobs/{uid}", headers=basic("rita")).json()
     assert job["status"]["selectedSeries"][0]["description"] == EVIL  # data, kept as it is
 
