@@ -174,3 +174,65 @@ def test_localizer_chosen_as_t1_fails_with_a_reason(mr_run: MRRun) -> None:
     assert result.state == "failed" and not result.retryable
     assert "t1" in (result.message or "")
     assert "localizer" in (result.message or "") or "slices" in (result.message or "")
+
+
+def test_metastasis_path_without_t1_and_t2(tmp_path: Path) -> None:
+    """The metastasis app's series: T1c (required) and FLAIR (optional), no T1 or T2.
+
+    T1c becomes the anchor; the absent channels are zero-filled and say so; the lesions,
+    carried to the grid by our transform, land where the MNI truth puts them. Full-size
+    study: registering a T1c anchor of the 2 mm test phantom to the T1 template is off by
+    ~2.6 mm (the full-size T1c by 0.2 mm), so the small study would test the phantom.
+    """
+    study = tmp_path / "study"
+    truth = generate_study("mr-metastasis", study, seed=5)
+    present = ("t1c", "flair")
+    runner = LocalRunner(Settings(data_dir=tmp_path / "data"))
+    files = {r: dicom_files(study / truth.series_by_class(r)[0].path) for r in present}
+    job, _ = stage_series(runner, "metastasis", files)
+    result = run_preprocess(runner, job, "metastasis")
+    assert result.state == "succeeded", result.message
+    prefix = f"jobs/{job.uid}/preprocess/"
+
+    def fetch(name: str) -> Path:
+        path = tmp_path / "out" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        runner.store.get_file(prefix + name, path, result.outputs[name]["sha256"])
+        return path
+
+    x = np.load(fetch("input.npy"))
+    assert x.shape == (len(grid.MR_CHANNELS), *grid.SHAPE)
+    brain = np.asarray(nib.load(fetch("mask.nii.gz")).dataobj) > 0
+    for c, role in enumerate(grid.MR_CHANNELS):
+        if role in present:
+            assert float(x[c][brain].std()) == pytest.approx(1.0, abs=0.05)
+        else:
+            assert not np.any(x[c]), f"missing {role} must be zero-filled"
+    prov = runner.store.get_json(prefix + "provenance.json")
+    assert set(prov["inputs"]) == set(present)
+    assert set(prov["transforms"]) == set(present)
+    assert "register_mni" in {n["name"] for n in prov["graph"]["nodes"]}
+    assert not any(n["name"].endswith(("_t1", "_t2")) for n in prov["graph"]["nodes"])
+    stats = runner.store.get_json(prefix + "qc.json")
+    assert stats["status"] in ("pass", "review"), stats["reasons"]
+
+    tfm = sitk.ReadTransform(str(fetch("transforms/t1c_to_mni.tfm")))
+    matrix = np.asarray(truth.transform.matrix)
+    points = _brain_points()
+    expected = (points * [-1.0, -1.0, 1.0]) @ matrix[:3, :3].T + matrix[:3, 3]
+    error = np.linalg.norm(np.array([tfm.TransformPoint(p) for p in points]) - expected, axis=1)
+    assert error.max() < TOLERANCE_MM, f"max error {error.max():.2f} mm"
+
+    t1c = truth.series_by_class("t1c")[0]
+    assert t1c.labels_path is not None
+    native = sitk.ReadImage(str(study / t1c.labels_path), sitk.sitkUInt8)
+    ref = grid_reference(sitk.sitkUInt8)
+    ours = sitk.GetArrayFromImage(sitk.Resample(native, ref, tfm, sitk.sitkNearestNeighbor)) > 0
+    mni = sitk.ReadImage(str(study / truth.labels_mni), sitk.sitkUInt8)
+    true = sitk.GetArrayFromImage(
+        sitk.Resample(mni, ref, sitk.Transform(), sitk.sitkNearestNeighbor)
+    )
+    assert np.count_nonzero(true) > 50  # at least one lesion to compare
+    centroid_ours = np.argwhere(ours).mean(axis=0)
+    centroid_true = np.argwhere(true > 0).mean(axis=0)
+    assert np.linalg.norm(centroid_ours - centroid_true) < TOLERANCE_MM
