@@ -68,7 +68,8 @@ class Me(BaseModel):
     display: str
     roles: list[str]
     via: str
-    department: str = ""
+    #: Only when departments are in use.
+    department: str | None = None
 
 
 def _not_found(err: Exception) -> HTTPException:
@@ -79,7 +80,7 @@ def _job(job: AnalysisJob) -> dict[str, Any]:
     return job.wire()
 
 
-@router.get("/me", response_model=Me)
+@router.get("/me", response_model=Me, response_model_exclude_none=True)
 def me(user: ApiUser) -> Me:
     """The signed-in user and their roles."""
     return Me(
@@ -87,7 +88,7 @@ def me(user: ApiUser) -> Me:
         display=user.display,
         roles=list(user.roles),
         via=user.via,
-        department=user.department,
+        department=user.department or None,
     )
 
 
