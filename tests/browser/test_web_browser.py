@@ -90,6 +90,21 @@ def test_request_is_watched_to_success_and_the_pdf_opens(page: Any, live_web: Li
     shot(page, "05-job-succeeded")
 
 
+def test_without_event_source_the_job_page_polls(page: Any, live_web: LiveServer) -> None:
+    page.add_init_script("delete window.EventSource; window.EventSource = undefined;")
+    sign_in(page, live_web, "rex")
+    page.get_by_label("Accession number").fill("POLL-1")
+    page.get_by_label("Web test analysis").check()
+    page.get_by_label("Seconds per stage").fill("0.8")
+    page.get_by_role("button", name="Request analysis").click()
+    page.wait_for_url(re.compile(r"/jobs/rp-[0-9a-f]{12}$"))
+    page.evaluate(MARK_JS)
+    page.locator('main[data-live="poll"]').wait_for()
+    page.locator("#job-phase .phase-succeeded").wait_for(timeout=30_000)
+    assert page.evaluate(SAME_JS), "the job page reloaded instead of updating in place"
+    assert page.locator("iframe.pdf").count() == 1
+
+
 def test_launch_link_prefills_and_submits(page: Any, live_web: LiveServer) -> None:
     sign_in(page, live_web, "rex", "/launch?accession=LNK-42&app=webtoy")
     assert page.get_by_label("Accession number").input_value() == "LNK-42"

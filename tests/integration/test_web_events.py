@@ -8,6 +8,7 @@ a reconnect with Last-Event-ID gets what it missed; nobody signed out gets a str
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -17,7 +18,13 @@ from typing import Any
 import httpx
 import pytest
 
+from radpipe.api.models import JobSpec
+from radpipe.config import Settings
+from radpipe.web.backend import DEPARTMENT
+from radpipe.web.cluster import ClusterBackend
+from radpipe.web.events import JobEvents
 from tests.fixtures.web import PASSWORDS, LiveServer
+from tests.unit.test_web_parts import FakeCustomObjects
 
 EVENT_KEYS = {"uid", "phase", "stage", "progress", "stages"}
 STAGE_KEYS = {"name", "state", "progress"}
@@ -147,3 +154,31 @@ def test_another_users_job_stream_is_refused(live_web: LiveServer) -> None:
         live_web.url + f"/api/v1/jobs/events?job={uid}", headers=basic("rex"), timeout=10
     )
     assert answer.status_code == 404
+
+
+def test_changes_made_elsewhere_are_found_by_listing(settings: Settings) -> None:
+    """Cluster mode: the operator changes jobs, not this process; the hub lists them."""
+    api = FakeCustomObjects()
+    backend = ClusterBackend(settings, api=api)
+    job = backend.submit(JobSpec(accession="SSE-ACC-6", app="glioma"), "rex", "neuro")
+    name = job.metadata.name
+    assert api.objects[name]["metadata"]["annotations"][DEPARTMENT] == "neuro"
+    hub = JobEvents(backend)
+    hub.scan()  # the first listing only learns what is there
+    assert hub.since(0) == []
+    api.objects[name]["status"] = {"phase": "Running"}
+    hub.scan()
+    (change,) = hub.since(0)
+    assert change.data["phase"] == "Running" and change.data["uid"] == job.uid
+    assert (change.requested_by, change.department) == ("rex", "neuro")
+    assert "SSE-ACC-6" not in json.dumps(change.data)
+    hub.scan()
+    assert len(hub.since(0)) == 1, "an unchanged job makes no event"
+
+    async def read(visible: bool) -> str:
+        chunks = [c async for c in hub.stream(lambda c: visible, 0, lifetime=0.2)]
+        return "".join(chunks)
+
+    shown, hidden = asyncio.run(read(True)), asyncio.run(read(False))
+    assert f"id: {change.seq}\nevent: job\n" in shown and '"phase":"Running"' in shown
+    assert "event: ready" in hidden and "event: job" not in hidden

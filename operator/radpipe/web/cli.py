@@ -63,7 +63,16 @@ def web(
         )
     app = create_app(settings)
     click.echo(f"radpipe web ({settings.web.mode} mode) on http://{host}:{port}/", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=True)
+    # Open live-update streams (server-sent events) would hold a shutdown for up to their
+    # minute; browsers reconnect by themselves, so they are cut after a few seconds.
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        proxy_headers=True,
+        timeout_graceful_shutdown=5,
+    )
 
 
 @web.command("add-user")
