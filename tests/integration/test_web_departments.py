@@ -191,6 +191,19 @@ def test_review_worklist_and_session_carry_the_department(
     _, client = app_client
     me = As(client, "cole").get("/api/v1/me").json()
     assert me["department"] == "cardio" and me["roles"] == ["radiologist"]
+    held = client.post(
+        "/api/v1/jobs",
+        json={
+            "accession": "DEPT-5",
+            "app": "webtoy",
+            "options": {"delay": 0, "requireReview": True},
+        },
+        headers=basic("rex"),
+    ).json()["metadata"]["name"]
+    wait_for_phase(As(client, "rex"), held, {"AwaitingReview"})
+    assert held in As(client, "rita").get("/review").text  # neuro's radiologist
+    assert held not in As(client, "cole").get("/review").text  # cardio's does not see it
+    assert held in As(client, "ada").get("/review").text
     # Signed in by the form: the session remembers the department.
     cara = As(client, "cara")
     assert cara.get("/api/v1/me").json()["department"] == "cardio"
