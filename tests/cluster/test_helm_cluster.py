@@ -1,7 +1,8 @@
 """The chart against a real kube-apiserver: every rendered object passes a server-side
 dry-run (built-in schemas, our CRDs with their CEL rules, KServe's InferenceService and
 ServingRuntime, the Prometheus Operator's ServiceMonitor, PodSecurity ``restricted``), and
-each ServiceAccount can do exactly what radpipe needs and nothing else."""
+each ServiceAccount (operator, stage runner, web app, DICOM receiver) can do exactly what
+radpipe needs and nothing else."""
 
 from __future__ import annotations
 
@@ -111,6 +112,7 @@ def test_every_object_passes_server_side_dry_run(
             f"jobNamespaces={{{spaces.jobs[0]},{spaces.jobs[1]}}}",
             f"web.jobNamespace={spaces.jobs[0]}",
             f"models.namespace={spaces.jobs[0]}",
+            f"intake.jobNamespace={spaces.jobs[0]}",
         ]
         if production
         else []
@@ -120,6 +122,21 @@ def test_every_object_passes_server_side_dry_run(
     assert {"InferenceService", "ServingRuntime", "AnalysisApp", "NetworkPolicy"} <= kinds
     if production:
         assert {"ServiceMonitor", "Ingress"} <= kinds
+        # the DICOM receiver and its parts (production values enable it)
+        receiver = [
+            d["kind"]
+            for d in docs
+            if d["metadata"].get("labels", {}).get("app.kubernetes.io/component") == "intake"
+        ]
+        assert sorted(receiver) == [
+            "ConfigMap",
+            "Deployment",
+            "NetworkPolicy",
+            "Role",
+            "RoleBinding",
+            "Service",
+            "ServiceAccount",
+        ]
     result = dry_run(control_plane, docs)
     assert result.returncode == 0, result.stderr
     assert "PodSecurity" not in result.stderr, result.stderr
@@ -150,7 +167,11 @@ def rbac_release(
     """The chart's ServiceAccounts and RBAC, applied for real under a unique release name."""
     release = f"rb{uuid.uuid4().hex[:6]}"
     docs = helm.template(
-        sets=[f"jobNamespaces={{{chart_cluster.jobs[0]},{chart_cluster.jobs[1]}}}"],
+        sets=[
+            f"jobNamespaces={{{chart_cluster.jobs[0]},{chart_cluster.jobs[1]}}}",
+            "intake.enabled=true",
+            "intake.allowedCallingAEs={CT1}",
+        ],
         release=release,
         namespace=chart_cluster.release,
         crds=False,
@@ -266,6 +287,32 @@ def test_web_app_submits_jobs_in_its_namespace_only(
     )
     assert not can(plane, me, "create", "jobs.batch", "-n", job_ns)
     assert not can(plane, me, "list", "secrets", "-n", chart_cluster.release)
+
+
+def test_receiver_only_creates_gets_and_lists_jobs_in_its_namespace(
+    control_plane: ControlPlane, chart_cluster: Namespaces, rbac_release: str
+) -> None:
+    plane = control_plane
+    job_ns, other_job_ns = chart_cluster.jobs
+    me = f"system:serviceaccount:{chart_cluster.release}:{rbac_release}-intake"
+    for verb in ("create", "get", "list"):
+        assert can(plane, me, verb, "analysisjobs.radpipe.io", "-n", job_ns)
+        assert not can(plane, me, verb, "analysisjobs.radpipe.io", "-n", other_job_ns)
+    for verb in ("watch", "patch", "update", "delete", "deletecollection"):
+        assert not can(plane, me, verb, "analysisjobs.radpipe.io", "-n", job_ns)
+    assert not can(
+        plane, me, "patch", "analysisjobs.radpipe.io", "--subresource=status", "-n", job_ns
+    )
+    assert not can(plane, me, "get", "analysisapps.radpipe.io")
+    assert not can(plane, me, "create", "jobs.batch", "-n", job_ns)
+    assert not can(plane, me, "get", "secrets", "-n", chart_cluster.release)
+    assert not can(plane, me, "get", "configmaps", "-n", chart_cluster.release)
+    assert not can(plane, me, "*", "*", "--all-namespaces")
+    assert allowed(plane, me, job_ns) == {
+        "analysisjobs.radpipe.io": {"create", "get", "list"},
+    }
+    assert allowed(plane, me, other_job_ns) == {}
+    assert allowed(plane, me, chart_cluster.release) == {}
 
 
 def test_stage_jobs_the_operator_makes_pass_restricted(

@@ -275,13 +275,14 @@ def test_receiver_cleans_the_spool_at_start_and_periodically(
     receiver.start()
     try:
         deadline = time.monotonic() + 10
-        while spooled(intake, study) and time.monotonic() < deadline:
+        while "spoolDeletedAt" not in intake.read_record(study) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert spooled(intake, study) == [], "not cleaned at start"
+        assert intake.read_record(study)["spoolDeletedInstances"] == len(series_files[0])
         # periodically: more of the study arrives while the receiver runs (no new job),
         # settles, and its new spool goes at the next clean-up
         for data in series_files[1]:
-            intake.receive(data, "CT1")
+            assert intake.receive(data, "CT1") == 0
         clock.now += 6
 
         def cleaned_again() -> bool:
@@ -295,3 +296,27 @@ def test_receiver_cleans_the_spool_at_start_and_periodically(
         assert spooled(intake, study) == [] and len(submitter.specs) == 1
     finally:
         receiver.stop()
+
+
+def test_a_restarted_receiver_still_knows_who_sent_the_study(
+    settings: Settings, series_files: list[list[bytes]]
+) -> None:
+    by_sender = RULE | {"match": {"modality": "CT", "callingAE": ["CT1"]}}
+    intake, submitter, _ = make(settings, [by_sender])
+    for data in series_files[0]:
+        assert intake.receive(data, "CT1") == 0
+    # the receiver stops before the study settles; a new one settles what was spooled
+    fresh, fresh_submitter, fresh_clock = make(settings, [by_sender])
+    assert fresh.resume() == 1
+    fresh_clock.now += 6
+    assert len(fresh.settle_due()) == 1 and submitter.specs == []
+    spec, annotations = fresh_submitter.specs[0]
+    assert annotations["radpipe.io/intake-calling-ae"] == "CT1"
+    assert fresh.read_record(str(spec.study_instance_uid))["callingAEs"] == ["CT1"]
+    # and the same request gets the same idempotency key (the cluster submitter's job name)
+    again, again_submitter, again_clock = make(settings, [by_sender])
+    again.store.delete(f"intake/{spec.study_instance_uid}/study.json")
+    assert again.resume() == 1
+    again_clock.now += 6
+    again.settle_due()
+    assert again_submitter.keys == fresh_submitter.keys and fresh_submitter.keys[0]

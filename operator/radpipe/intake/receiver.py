@@ -56,6 +56,9 @@ log = logging.getLogger(__name__)
 
 STUDY_RECORD = "study.json"
 INSTANCES = "instances/"
+#: One small object per calling AE title that sent part of a study, so a receiver that
+#: restarts before the study settles still knows the senders (rules match on them).
+SENDERS = "senders/"
 #: Largest PDU we accept: big PDUs mean fewer round trips for 100 kB+ images.
 MAX_PDU = 1 << 20
 
@@ -161,10 +164,19 @@ class Intake:
             # pending before the write, so the clean-up never deletes what is arriving
             arrival = self._pending.setdefault(study, _Arrival(self.clock()))
             arrival.last = self.clock()
+            new_sender = calling_ae not in arrival.calling_aes
             arrival.calling_aes.add(calling_ae)
         try:
+            if new_sender:
+                sender = hashlib.sha256(calling_ae.encode()).hexdigest()[:16]
+                self.store.put_json(
+                    f"{self.prefix(study)}{SENDERS}{sender}.json", {"callingAE": calling_ae}
+                )
             self.store.put_bytes(key, data)
         except Exception:  # the store is down or full: tell the sender to try again later
+            with self._lock:
+                if new_sender:  # write its marker with the next instance
+                    arrival.calling_aes.discard(calling_ae)
             log.exception("cannot spool an instance")
             return 0xA700  # Refused: out of resources
         with self._lock:  # (settled meanwhile, after a very slow write: pending again)
@@ -224,7 +236,11 @@ class Intake:
         """Evaluate the rules on a spooled study and start the jobs they name."""
         with self._settle_lock:  # one study at a time: the record is read-modify-write
             record = self.read_record(study_uid)
-            senders = sorted(set(record.get("callingAEs", [])) | (calling_aes or set()))
+            senders = sorted(
+                set(record.get("callingAEs", []))
+                | (calling_aes or set())
+                | self._spooled_senders(study_uid)
+            )
             samples = samples_from_store(self.store, self.prefix(study_uid))
             if not samples:
                 return []
@@ -264,6 +280,16 @@ class Intake:
             ", ".join(started) or "none",
         )
         return started
+
+    def _spooled_senders(self, study_uid: str) -> set[str]:
+        """The calling AE titles recorded in the spool as the instances arrived."""
+        found: set[str] = set()
+        for key in self.store.list(self.prefix(study_uid) + SENDERS):
+            try:
+                found.add(str(self.store.get_json(key)["callingAE"]))
+            except (ObjectNotFound, KeyError, ValueError):
+                continue
+        return found
 
     def _start(self, rule: Rule, facts: StudyFacts, record: dict[str, Any]) -> str | None:
         series_now = sorted(s.series_instance_uid for s in facts.series)
