@@ -14,7 +14,7 @@ import pytest
 
 from radpipe.serving.spec import ModelSpecError, load_spec
 from radpipe.serving.v2_client import V2Client, V2Error, V2Unavailable
-from radpipe.serving.v2_codec import HEADER_LENGTH, encode_tensors
+from radpipe.serving.v2_codec import HEADER_LENGTH, decode_tensors, encode_tensors
 
 
 class _Stub(BaseHTTPRequestHandler):
@@ -22,9 +22,12 @@ class _Stub(BaseHTTPRequestHandler):
 
     unavailable = 0
     calls = 0
+    #: Every request received: (headers, body).
+    received: list[tuple[dict[str, str], bytes]] = []
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers["Content-Length"]))
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).received.append((dict(self.headers), body))
         type(self).calls += 1
         if type(self).calls <= type(self).unavailable:
             self._send(503, json.dumps({"error": "loading"}).encode(), {})
@@ -51,6 +54,7 @@ class _Stub(BaseHTTPRequestHandler):
 @pytest.fixture
 def stub() -> Iterator[str]:
     _Stub.calls = 0
+    _Stub.received = []
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Stub)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -66,6 +70,24 @@ def test_503_is_retried_with_backoff_then_succeeds(stub: str) -> None:
     assert delays == [0.5, 1.0]
     assert result.model_name == "m" and result.model_version == "7"
     np.testing.assert_array_equal(result.outputs["y"], [0, 1, 2])
+
+
+def test_the_request_body_arrives_whole_on_every_try(stub: str) -> None:
+    # The client sends the body as buffers (no copy of the tensors); each retry sends all of
+    # it again, framed by Content-Length (not chunked), and the server decodes the tensors.
+    _Stub.unavailable = 1
+    image = np.random.default_rng(3).standard_normal((2, 17, 19, 5)).astype(np.float32)
+    mask = np.arange(30, dtype=np.uint8).reshape(5, 6)
+    client = V2Client(stub, attempts=3, backoff=0.0, sleep=lambda _: None)
+    client.infer("m", {"image": image, "mask": mask}, ["y"])
+    assert len(_Stub.received) == 2
+    for headers, body in _Stub.received:
+        assert "Transfer-Encoding" not in headers
+        assert int(headers["Content-Length"]) == len(body)
+        decoded = decode_tensors("inputs", body, int(headers[HEADER_LENGTH]))
+        np.testing.assert_array_equal(decoded.tensors["image"], image)
+        np.testing.assert_array_equal(decoded.tensors["mask"], mask)
+        assert decoded.header["outputs"] == [{"name": "y", "parameters": {"binary_data": True}}]
 
 
 def test_503_after_every_attempt_is_unavailable(stub: str) -> None:

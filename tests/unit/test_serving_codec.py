@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from radpipe.serving.server import import_kserve
-from radpipe.serving.v2_codec import V2DecodeError, decode_tensors, encode_tensors
+from radpipe.serving.v2_codec import V2DecodeError, decode_tensors, encode_parts, encode_tensors
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float16, np.uint8, np.int64, np.bool_])
@@ -19,6 +19,29 @@ def test_binary_round_trip_keeps_values_shape_and_dtype(dtype: type) -> None:
     assert decoded.header["id"] == "r1"
     out = decoded.tensors["x"]
     assert out.dtype == array.dtype and out.shape == array.shape
+    np.testing.assert_array_equal(out, array)
+
+
+def test_encoded_parts_are_views_of_the_arrays_not_copies() -> None:
+    a = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    b = np.array([[True, False], [False, True]])
+    parts, length = encode_parts("inputs", {"a": a, "b": b}, {"id": "r2"})
+    assert len(parts) == 3 and parts[0].nbytes == length
+    assert [p.nbytes for p in parts[1:]] == [a.nbytes, b.nbytes]
+    body, same_length = encode_tensors("inputs", {"a": a, "b": b}, {"id": "r2"})
+    assert b"".join(parts) == body and same_length == length
+    a[0, 0, 0] = 42.0  # the part sees the change: it is the array's memory
+    assert np.frombuffer(parts[1], np.float32)[0] == 42.0
+    decoded = decode_tensors("inputs", b"".join(parts), length)
+    np.testing.assert_array_equal(decoded.tensors["a"], a)
+    np.testing.assert_array_equal(decoded.tensors["b"], b)
+
+
+def test_non_contiguous_arrays_are_encoded_in_c_order() -> None:
+    array = np.arange(60, dtype=np.float32).reshape(3, 4, 5)[:, ::2, 1:]
+    parts, length = encode_parts("inputs", {"x": array}, {})
+    out = decode_tensors("inputs", b"".join(parts), length).tensors["x"]
+    assert out.shape == array.shape
     np.testing.assert_array_equal(out, array)
 
 

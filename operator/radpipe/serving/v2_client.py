@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import urllib3
 
-from radpipe.serving.v2_codec import HEADER_LENGTH, V2DecodeError, decode_tensors, encode_tensors
+from radpipe.serving.v2_codec import HEADER_LENGTH, V2DecodeError, decode_tensors, encode_parts
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class V2Client:
         self,
         method: str,
         path: str,
-        body: bytes | None = None,
+        body: bytes | list[memoryview] | None = None,
         headers: dict[str, str] | None = None,
     ) -> urllib3.BaseHTTPResponse:
         """One call with retries on connection errors and 503; V2Unavailable after the last."""
@@ -125,12 +125,18 @@ class V2Client:
     def infer(self, model: str, inputs: dict[str, np.ndarray], outputs: list[str]) -> V2Result:
         """Send ``inputs`` as binary tensors; return the named ``outputs`` as numpy arrays."""
         header = {"outputs": [{"name": n, "parameters": {"binary_data": True}} for n in outputs]}
-        body, json_length = encode_tensors("inputs", inputs, header)
+        # The body goes out as buffers (JSON header, then views of the arrays): no copy of a
+        # study-sized tensor on this side. A list, so that a retry can send it again.
+        parts, json_length = encode_parts("inputs", inputs, header)
         response = self._request(
             "POST",
             f"/v2/models/{model}/infer",
-            body=body,
-            headers={"Content-Type": "application/octet-stream", HEADER_LENGTH: str(json_length)},
+            body=parts,
+            headers={
+                "Content-Type": "application/octet-stream",
+                "Content-Length": str(sum(part.nbytes for part in parts)),
+                HEADER_LENGTH: str(json_length),
+            },
         )
         if response.status != 200:
             raise V2Error(

@@ -32,29 +32,44 @@ class Decoded:
     tensors: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def encode_tensors(
+def encode_parts(
     kind: str, tensors: dict[str, np.ndarray], header: dict[str, Any]
-) -> tuple[bytes, int]:
-    """Encode ``tensors`` as binary ``inputs``/``outputs`` (``kind``) after ``header``.
+) -> tuple[list[memoryview], int]:
+    """Encode ``tensors`` as binary ``inputs``/``outputs`` (``kind``) after ``header``, as
+    buffers to send one after another: the JSON header, then each tensor's raw bytes.
 
-    Returns the body and the JSON length (for the Inference-Header-Content-Length header).
+    The tensor buffers are views of the (C-contiguous) arrays, not copies: a study of tens of
+    megabytes goes from the array to the socket without being copied twice on the way.
+    Returns the buffers and the JSON length (for the Inference-Header-Content-Length header).
     """
     entries = []
     blobs = []
     for name, array in tensors.items():
         array = np.ascontiguousarray(array)
-        blob = array.tobytes()
+        blob = array.reshape(-1).view(np.uint8).data
         entries.append(
             {
                 "name": name,
                 "shape": list(array.shape),
                 "datatype": v2_datatype(array.dtype),
-                "parameters": {"binary_data_size": len(blob)},
+                "parameters": {"binary_data_size": blob.nbytes},
             }
         )
         blobs.append(blob)
     head = json.dumps({**header, kind: entries}).encode()
-    return b"".join([head, *blobs]), len(head)
+    return [memoryview(head), *blobs], len(head)
+
+
+def encode_tensors(
+    kind: str, tensors: dict[str, np.ndarray], header: dict[str, Any]
+) -> tuple[bytes, int]:
+    """Encode ``tensors`` as binary ``inputs``/``outputs`` (``kind``) after ``header``.
+
+    Returns the body as one bytes object and the JSON length (for the
+    Inference-Header-Content-Length header); :func:`encode_parts` avoids the copy.
+    """
+    parts, json_length = encode_parts(kind, tensors, header)
+    return b"".join(parts), json_length
 
 
 def _tensor(entry: dict[str, Any], raw: bytes | memoryview | None) -> np.ndarray:
