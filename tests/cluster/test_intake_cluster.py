@@ -321,7 +321,17 @@ def test_spool_goes_once_the_cluster_job_has_ended(
         "-p",
         json.dumps({"status": {"phase": "Succeeded", "finishedAt": "2026-01-01T00:00:00Z"}}),
     )
-    wait(lambda: not spool(workdir, study_uid), 30, "the spool to be deleted")
-    assert record(workdir, study_uid)["spoolDeletedInstances"] == len(files)
-    assert "spool clean-up: 1 studies deleted" in process.log.read_text(errors="replace")
+    wait(
+        lambda: record(workdir, study_uid).get("spoolDeletedInstances") == len(files),
+        30,
+        "the spool to be deleted",
+    )
+    assert spool(workdir, study_uid) == []
+    wait(
+        lambda: (
+            f"1 studies deleted ({len(files)} instances)" in process.log.read_text(errors="replace")
+        ),
+        10,
+        "the clean-up's log line",
+    )
     assert len(intake_jobs(plane, namespace)) == 1

@@ -320,3 +320,65 @@ def test_a_restarted_receiver_still_knows_who_sent_the_study(
     again_clock.now += 6
     again.settle_due()
     assert again_submitter.keys == fresh_submitter.keys and fresh_submitter.keys[0]
+
+
+def test_a_job_that_could_not_be_created_is_tried_again_without_duplicates(
+    settings: Settings, series_files: list[list[bytes]]
+) -> None:
+    """The API server (or the local store) fails for one rule: the other rule's job is
+    made and recorded, and the failed one is tried again after a growing wait."""
+    second = {"name": "ct-too", "match": {"modality": "CT"}, "app": "glioma"}
+    intake, submitter, clock = make(settings, [RULE, second])
+    real_submit = submitter.submit
+    failures = {"glioma": 2}
+
+    def flaky(spec: JobSpec, annotations: dict[str, str], key: str | None = None) -> str:
+        if failures.get(spec.app, 0) > 0:
+            failures[spec.app] -= 1
+            raise ConnectionError("API server unavailable")
+        return real_submit(spec, annotations, key)
+
+    submitter.submit = flaky  # type: ignore[method-assign]
+    for data in series_files[0]:
+        intake.receive(data, "CT1")
+    clock.now += 6
+    assert len(intake.settle_due()) == 1  # hemorrhage made, glioma failed
+    study = str(submitter.specs[0][0].study_instance_uid)
+    assert intake.read_record(study)["failedRules"] == ["ct-too"]
+    assert intake.pending() == [study]
+    clock.now += 6  # the first retry waits two quiet periods
+    assert intake.settle_due() == [] and failures["glioma"] == 1  # not tried yet
+    clock.now += 5
+    assert intake.settle_due() == [] and failures["glioma"] == 0  # tried, failed again
+    clock.now += 19  # now it waits four quiet periods
+    assert intake.settle_due() == []
+    clock.now += 2
+    assert len(intake.settle_due()) == 1
+    assert [s.app for s, _ in submitter.specs] == ["hemorrhage", "glioma"]
+    record = intake.read_record(study)
+    assert record["failedRules"] == [] and [j["app"] for j in record["jobs"]] == [
+        "hemorrhage",
+        "glioma",
+    ]
+    assert intake.pending() == []
+    # a failed rule recorded when the receiver stopped is settled again after a restart
+    failures["glioma"] = 0
+    record["failedRules"] = ["ct-too"]
+    intake.store.put_json(f"intake/{study}/study.json", record)
+    fresh, fresh_submitter, fresh_clock = make(settings, [RULE, second])
+    assert fresh.resume() == 1
+    fresh_clock.now += 6
+    assert fresh.settle_due() == [] and fresh_submitter.specs == []  # both apps have jobs
+    assert fresh.read_record(study)["failedRules"] == []
+
+
+def test_an_instance_arriving_while_its_old_spool_is_deleted_is_refused_for_a_retry(
+    settings: Settings, series_files: list[list[bytes]]
+) -> None:
+    intake, _, _ = make(settings, [RULE])
+    study = str(pydicom.dcmread(__import__("io").BytesIO(series_files[0][0])).StudyInstanceUID)
+    intake._cleaning.add(study)
+    assert intake.receive(series_files[0][0], "CT1") == 0xA700  # out of resources: resend
+    assert intake.pending() == [] and intake.store.list(f"intake/{study}/") == []
+    intake._cleaning.discard(study)
+    assert intake.receive(series_files[0][0], "CT1") == 0

@@ -59,6 +59,9 @@ INSTANCES = "instances/"
 #: One small object per calling AE title that sent part of a study, so a receiver that
 #: restarts before the study settles still knows the senders (rules match on them).
 SENDERS = "senders/"
+#: Settles of one study tried before the receiver gives up on it until it restarts (or
+#: more of the study arrives); the wait doubles each time, from one quiet period.
+MAX_SETTLE_ATTEMPTS = 8
 #: Largest PDU we accept: big PDUs mean fewer round trips for 100 kB+ images.
 MAX_PDU = 1 << 20
 
@@ -98,6 +101,8 @@ class _Arrival:
     last: float
     calling_aes: set[str] = field(default_factory=set)
     instances: int = 0
+    #: failed settles so far (the store or the API server was down): each waits longer
+    attempts: int = 0
 
 
 @dataclass
@@ -191,38 +196,73 @@ class Intake:
             return sorted(self._pending)
 
     def resume(self) -> int:
-        """After a restart: studies spooled but never settled settle after a quiet period."""
+        """After a restart: studies spooled but never settled (or whose rules could not all
+        start their jobs) settle after a quiet period."""
         studies: set[str] = set()
         settled: set[str] = set()
         for key in self.store.list(self.config.spool_prefix):
             rest = key[len(self.config.spool_prefix) :]
             study, _, tail = rest.partition("/")
             (settled if tail == STUDY_RECORD else studies).add(study)
+        todo = studies - settled
+        for study in settled & studies:
+            try:
+                if self.read_record(study).get("failedRules"):
+                    todo.add(study)
+            except Exception:  # an unreadable record: settle again, it is rewritten
+                todo.add(study)
         with self._lock:
-            for study in studies - settled:
+            for study in todo:
                 self._pending.setdefault(study, _Arrival(self.clock()))
-        return len(studies - settled)
+        return len(todo)
 
     # -- settling ------------------------------------------------------------------------
 
     def settle_due(self) -> list[str]:
-        """Settle every study quiet for the quiet period; returns the jobs started."""
+        """Settle every study quiet for the quiet period; returns the jobs started. A study
+        whose settle failed (or whose rules could not all start their jobs) is tried again
+        after a wait that doubles each time."""
         now = self.clock()
+        quiet = self.config.quiet_period_seconds
         with self._lock:
             due = {
                 study: arrival
                 for study, arrival in self._pending.items()
-                if now - arrival.last >= self.config.quiet_period_seconds
+                if now - arrival.last >= quiet * 2 ** min(arrival.attempts, 10)
             }
             for study in due:
                 del self._pending[study]
         started: list[str] = []
         for study, arrival in sorted(due.items()):
             try:
-                started += self.settle(study, arrival.calling_aes)
+                done, failed = self._settle(study, arrival.calling_aes)
+                started += done
             except Exception:  # one bad study must not stop the others
-                log.exception("settling a study failed; it stays spooled")
+                log.exception("settling a study failed")
+                failed = ["(settle)"]
+            if failed:
+                self._retry(study, arrival)
         return started
+
+    def _retry(self, study: str, arrival: _Arrival) -> None:
+        attempts = arrival.attempts + 1
+        if attempts >= MAX_SETTLE_ATTEMPTS:
+            log.error(
+                "gave up settling a study after %d attempts; it stays spooled and is tried "
+                "again when the receiver restarts or more of it arrives",
+                attempts,
+            )
+            return
+        with self._lock:
+            again = self._pending.setdefault(study, _Arrival(self.clock()))
+            again.calling_aes |= arrival.calling_aes
+            again.attempts = max(again.attempts, attempts)
+        log.warning(
+            "settling a study is tried again in %.0f s (attempt %d of %d)",
+            self.config.quiet_period_seconds * 2 ** min(attempts, 10),
+            attempts + 1,
+            MAX_SETTLE_ATTEMPTS,
+        )
 
     def read_record(self, study_uid: str) -> dict[str, Any]:
         """The study's record (senders, jobs started), or an empty one."""
@@ -234,6 +274,12 @@ class Intake:
 
     def settle(self, study_uid: str, calling_aes: set[str] | None = None) -> list[str]:
         """Evaluate the rules on a spooled study and start the jobs they name."""
+        return self._settle(study_uid, calling_aes)[0]
+
+    def _settle(
+        self, study_uid: str, calling_aes: set[str] | None = None
+    ) -> tuple[list[str], list[str]]:
+        """(jobs started, rules whose job could not be started)."""
         with self._settle_lock:  # one study at a time: the record is read-modify-write
             record = self.read_record(study_uid)
             senders = sorted(
@@ -243,7 +289,7 @@ class Intake:
             )
             samples = samples_from_store(self.store, self.prefix(study_uid))
             if not samples:
-                return []
+                return [], []
             facts = study_facts(
                 samples,
                 calling_aes=senders,
@@ -252,11 +298,19 @@ class Intake:
             )
             started: list[str] = []
             matched: list[str] = []
+            failed: list[str] = []
             for evaluation in self.rules.evaluate(facts):
                 if not evaluation.starts:
                     continue
                 matched.append(evaluation.rule.name)
-                uid = self._start(evaluation.rule, facts, record)
+                try:
+                    uid = self._start(evaluation.rule, facts, record)
+                except Exception:  # the API server is down, say: the others still start
+                    log.exception(
+                        "rule %s could not start app %s", evaluation.rule.name, evaluation.rule.app
+                    )
+                    failed.append(evaluation.rule.name)
+                    continue
                 if uid is not None:
                     started.append(uid)
             record.pop("spoolDeletedAt", None)  # new instances: the clean-up looks again
@@ -268,18 +322,20 @@ class Intake:
                     "instances": sum(s.instances for s in facts.series),
                     "facts": describe_facts(facts),
                     "matchedRules": matched,
+                    "failedRules": failed,
                 }
             )
             self.store.put_json(self.prefix(study_uid) + STUDY_RECORD, record)
         log.info(
-            "study settled: %d series, %d instances from %s; rules matched: %s; jobs started: %s",
+            "study settled: %d series, %d instances from %s; rules matched: %s; jobs started: %s%s",
             len(facts.series),
             record["instances"],
             ", ".join(senders) or "?",
             ", ".join(matched) or "none",
             ", ".join(started) or "none",
+            f"; rules that could not start their job: {', '.join(failed)}" if failed else "",
         )
-        return started
+        return started, failed
 
     def _spooled_senders(self, study_uid: str) -> set[str]:
         """The calling AE titles recorded in the spool as the instances arrived."""
