@@ -409,6 +409,15 @@ def test_intake_deployment_runs_the_receiver_as_configured(
     assert intake.allowed_calling_aes == ["HOSPPACS", "CT-ER-1", "MR-3T-1"]
     assert intake.quiet_period_seconds == 45 and intake.spool_retention_hours == 72
     assert intake.spool_cleanup_interval_seconds == 600
+    # DICOM over TLS from the Secret, clients verified against its CA
+    assert intake.tls is not None and intake.tls.verify
+    tls_mount = Path(mounts["tls"])
+    assert (intake.tls.cert_file, intake.tls.key_file, intake.tls.ca_file) == (
+        tls_mount / "tls.crt",
+        tls_mount / "tls.key",
+        tls_mount / "ca.crt",
+    )
+    assert volumes["tls"]["secret"]["secretName"] == "radpipe-intake-tls"
     rules = load_rules(intake.rules, intake.rules_file, load_apps(settings.apps_dir))
     assert [(r.name, r.app, r.priority.value) for r in rules.rules] == [
         ("ct-head-bleed", "hemorrhage", "stat"),
@@ -495,6 +504,9 @@ def test_intake_defaults_with_a_cluster_ip_service(helm: Helm) -> None:
     assert role["metadata"]["namespace"] == "radpipe"  # the web app's job namespace
     rules = yaml.safe_load(find(docs, "ConfigMap", "radpipe-intake-rules")["data"]["rules.yaml"])
     assert rules == {"rules": []}
+    pod = find(docs, "Deployment", "radpipe-intake")["spec"]["template"]["spec"]
+    assert not [e for e in pod["containers"][0]["env"] if "TLS" in e["name"]]
+    assert "tls" not in {v["name"] for v in pod["volumes"]}
 
 
 @pytest.mark.parametrize(
@@ -508,6 +520,7 @@ def test_intake_defaults_with_a_cluster_ip_service(helm: Helm) -> None:
         (["intake.aeTitle=AN-AE-TITLE-TOO-LONG"], "aeTitle"),
         (["intake.rules[0].name=r1"], "app"),
         (["intake.service.type=Ingress"], "type"),
+        (["intake.tls.enabled=true"], "secretName"),
         (["networkPolicy.intake.cidrs={10.0.0.1}"], "cidrs"),
         (["config.pacs.hospital-pacs.ae_title=AN-AE-TITLE-TOO-LONG"], "ae_title"),
         (["config.branding.primary_color=blue"], "primary_color"),
@@ -561,9 +574,7 @@ def test_notes_tell_what_to_do_next(helm: Helm, tmp_path: Path) -> None:
     assert "kubectl -n radiology get analysisjobs -w" in notes
     assert "https://radpipe.hospital.example/" in notes
     assert "kubectl apply --server-side -f charts/radpipe/crds/" in notes
-    assert (
-        "AE title RADPIPE-IN at\n     radpipe-intake.radpipe.svc:11112 (Service type LoadBalancer"
-        in notes
-    )
+    assert "(C-STORE over TLS, with a client certificate) to AE title RADPIPE-IN at\n" in notes
+    assert "     radpipe-intake.radpipe.svc:11112 (Service type LoadBalancer" in notes
     assert "from the calling AE titles HOSPPACS, CT-ER-1, MR-3T-1 only. 2 routing rule(s)" in notes
     assert "deleted 72 h after their jobs have ended" in notes
