@@ -335,3 +335,37 @@ def test_spool_goes_once_the_cluster_job_has_ended(
         "the clean-up's log line",
     )
     assert len(intake_jobs(plane, namespace)) == 1
+
+    # a job made before jobs carried the study label (an older receiver) is still found:
+    # while it runs, the spool of a later arrival stays; once it has ended, it goes
+    def set_phase(phase: str) -> None:
+        status = {
+            "phase": phase,
+            "finishedAt": "2026-01-01T00:00:00Z" if phase != "Running" else None,
+        }
+        plane.kubectl(
+            "patch",
+            "analysisjob",
+            name,
+            "-n",
+            namespace,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            json.dumps({"status": status}),
+        )
+
+    plane.kubectl("label", "analysisjob", name, "-n", namespace, f"{STUDY_LABEL}-")
+    set_phase("Running")
+    process.push(study[0])
+    wait(lambda: "spoolDeletedAt" not in record(workdir, study_uid), 30, "the re-push to settle")
+    time.sleep(3)  # three clean-ups
+    assert len(spool(workdir, study_uid)) == len(study[0])
+    assert "spoolDeletedAt" not in record(workdir, study_uid)
+    set_phase("Failed")
+    wait(
+        lambda: record(workdir, study_uid).get("spoolDeletedInstances") == len(study[0]),
+        30,
+        "the later spool to be deleted",
+    )
+    assert spool(workdir, study_uid) == [] and len(intake_jobs(plane, namespace)) == 1

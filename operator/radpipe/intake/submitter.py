@@ -181,13 +181,16 @@ class ClusterSubmitter:
         return str(metadata.get("uid") or metadata.get("name"))
 
     def job_states(self, study_uid: str, uids: Sequence[str]) -> dict[str, JobState | None]:
-        """One list of the study's AnalysisJobs (by its label)."""
+        """One list of the study's AnalysisJobs (by its label); jobs made before the label
+        existed are looked for among all the receiver's jobs, so none is taken for gone."""
+        by_uid = self._states(f"{STUDY_LABEL}={study_label(study_uid)}")
+        if any(uid not in by_uid for uid in uids):
+            by_uid.update(self._states(f"{CREATED_BY_LABEL}={CREATED_BY}"))
+        return {uid: by_uid.get(uid) for uid in uids}
+
+    def _states(self, selector: str) -> dict[str, JobState]:
         found = self.api.list_namespaced_custom_object(
-            API_GROUP,
-            API_VERSION,
-            self.namespace,
-            JOBS_PLURAL,
-            label_selector=f"{STUDY_LABEL}={study_label(study_uid)}",
+            API_GROUP, API_VERSION, self.namespace, JOBS_PLURAL, label_selector=selector
         )
         by_uid: dict[str, JobState] = {}
         for item in found.get("items", []):
@@ -201,7 +204,7 @@ class ClusterSubmitter:
             for ident in (metadata.get("uid"), metadata.get("name")):
                 if ident:
                     by_uid[str(ident)] = state
-        return {uid: by_uid.get(uid) for uid in uids}
+        return by_uid
 
     def close(self) -> None:
         """Nothing to stop: the operator runs the jobs."""
