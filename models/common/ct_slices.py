@@ -1,10 +1,16 @@
 """Synthetic head CT stacks as the CT preprocessing hands them to the hemorrhage model.
 
-The synth phantom (with or without hemorrhage) is posed on the table and sampled as an axial
-stack (thick 5 mm or thin 0.6–1.25 mm slices, 200–250 mm field of view) directly at the model's
-256 × 256 size, with CT noise and the circular reconstruction field; per-slice labels are the
-hemorrhage subtypes present in the slice's central plane, as the synth's truth defines them.
-Stored as int16 HU; :func:`model_input` applies the preprocessing's own windows.
+The synth phantom (with or without hemorrhage) is posed on the table and sampled the way the
+synthetic studies' ``ct_brain`` series are (``radpipe.synth.study``): a 512 × 512 matrix over a
+200–250 mm field of view, thin (0.625–1.25 mm, the series the hemorrhage app prefers) or 4–5 mm
+slices averaged across their thickness, gantry tilt on half of the thick stacks, white CT noise
+of the same sigma at 512 and the circular reconstruction field. The HU slices then go through
+the preprocessing's own :func:`radpipe.preprocessing.ct.to_model_size` (anti-alias and resize to
+256), so training sees exactly the texture inference sees. Thin stacks keep every other slice
+or so (2–2.5 mm apart) so a case stays small; each slice is still a thin slice. Per-slice
+labels are the hemorrhage subtypes present in the slice's central plane at the full matrix, as
+the synth's truth defines them. Stored as int16 HU; :func:`model_input` applies the
+preprocessing's own windows.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from radpipe.preprocessing.ct import CT_INPUT_SIZE, CT_WINDOWS, HU_RANGE, window
+from radpipe.preprocessing.ct import CT_INPUT_SIZE, CT_WINDOWS, HU_RANGE, to_model_size, window
 from radpipe.synth import anatomy as an
 from radpipe.synth import contrasts as con
 from radpipe.synth import pathology as pa
@@ -27,10 +33,68 @@ from radpipe.synth.geometry import (
 
 #: Output order of the hemorrhage model: "any", then the synth's subtype codes 1..5.
 LABELS = ("any", *pa.HEMORRHAGE_CODES)
+#: The scanner matrix of the synthetic ``ct_brain`` series (protocols "ct5" and "ctthin").
+MATRIX = 512
+THIN_MM = (0.625, 0.75, 1.0, 1.25)
+THICK_MM = (4.0, 4.8, 5.0)
 
 
 def make_stacks(seed: int, normal: bool, poses: int = 2) -> dict[str, NDArray]:
-    """``poses`` stacks of one phantom: HU (S, 256, 256) int16 and labels (S, 6) uint8."""
+    """``poses`` stacks of one phantom: HU (S, 256, 256) int16 and labels (S, 6) uint8.
+
+    The first pose is a thin stack, the second a thick one; further poses draw either.
+    """
+    base = an.base_anatomy()
+    streams = np.random.SeedSequence([seed, int(normal), 12]).spawn(3)
+    r_anat, r_path, r_geo = (np.random.default_rng(s) for s in streams)
+    layers = an.head_layers(base, r_anat)
+    path = pa.none(base) if normal else pa.hemorrhage(base, r_path)
+    phantom = con.Phantom(base, layers, path, r_anat)
+    ct = phantom_image(phantom.render("ct"), base.affine)
+    label_img = phantom_image(path.labels, base.affine)
+    hus, labels = [], []
+    for k in range(poses):
+        pose = random_pose(r_geo)
+        thin = k == 0 if k < 2 else bool(r_geo.random() < 0.6)
+        if thin:
+            thickness = float(r_geo.choice(THIN_MM))
+            spacing = float(r_geo.uniform(2.0, 2.5))
+            tilt = 0.0
+        else:
+            thickness = spacing = float(r_geo.choice(THICK_MM))
+            tilt = float(r_geo.uniform(-20, 0)) if r_geo.random() < 0.5 else 0.0
+        fov = float(r_geo.uniform(200, 250))
+        centre = pose.to_patient(BRAIN_CENTRE_MNI[None])[0] + r_geo.normal(0, 4.0, size=3)
+        row, col = orientation("ax", np.eye(3), tilt)
+        n = round(float(r_geo.uniform(150, 175)) / spacing)
+        pixel = fov / MATRIX
+        geom = place_stack(centre, row, col, MATRIX, MATRIX, (pixel, pixel), n, spacing, thickness)
+        hu = resample(ct, pose, geom, default=-1000.0, slab="mean")
+        sigma = float(r_geo.uniform(7, 12) if thin else r_geo.uniform(3, 5))
+        hu += r_geo.standard_normal(hu.shape, dtype=np.float32) * np.float32(sigma)
+        yy, xx = np.ogrid[:MATRIX, :MATRIX]
+        hu[:, np.hypot(yy - (MATRIX - 1) / 2, xx - (MATRIX - 1) / 2) > MATRIX / 2] = HU_RANGE[0]
+        np.clip(hu, *HU_RANGE, out=hu)
+        small = to_model_size(hu, CT_INPUT_SIZE)
+        lab = resample(label_img, pose, geom, labels=True).astype(np.uint8)
+        y = np.zeros((len(lab), len(LABELS)), dtype=np.uint8)
+        for code in range(1, 6):
+            y[:, code] = (lab == code).reshape(len(lab), -1).any(axis=1)
+        y[:, 0] = y[:, 1:].any(axis=1)
+        hus.append(np.round(small).astype(np.int16))
+        labels.append(y)
+    return {
+        "hu": np.concatenate(hus),
+        "labels": np.concatenate(labels),
+        "study": np.concatenate([np.full(len(h), i, np.int16) for i, h in enumerate(hus)]),
+    }
+
+
+def make_stacks_direct(seed: int, normal: bool, poses: int = 2) -> dict[str, NDArray]:
+    """The first generator (kept to rebuild its training cases): stacks sampled directly at
+    256 × 256 with noise added there, thin stacks 1.2–2.5 mm, tilt ±12°. Coarser than what the
+    preprocessing hands over, which makes it a useful second texture for training.
+    """
     base = an.base_anatomy()
     streams = np.random.SeedSequence([seed, int(normal), 11]).spawn(3)
     r_anat, r_path, r_geo = (np.random.default_rng(s) for s in streams)
