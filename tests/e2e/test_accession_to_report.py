@@ -167,8 +167,12 @@ def test_hemorrhage_accession_to_report(
     app, kind, seed = CASES[1]
     doc, truth, runner = _run(app, kind, seed, e2e_settings, orthanc)
     _check_common(doc, truth, orthanc, tmp_path)
-    codes = {f["code"] for f in _findings(runner, doc["job"])["findings"]}
-    assert {"any", "epidural", "subdural", "subarachnoid"} <= codes, codes
+    found = {f["code"]: f for f in _findings(runner, doc["job"])["findings"]}
+    assert {"any", "epidural", "subdural", "subarachnoid"} <= set(found), set(found)
+    # Accuracy against the ground truth: hemorrhage and every true subtype detected.
+    assert truth.hemorrhage_subtypes, "the case has hemorrhage to find"
+    for subtype in ["any", *truth.hemorrhage_subtypes]:
+        assert found[subtype]["present"], f"{subtype} missed: p={found[subtype]['probability']}"
     text = _pdf_text(runner, doc, tmp_path)
     assert truth.accession in text and "hemorrhage" in text.lower()
 
