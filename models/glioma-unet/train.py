@@ -1,7 +1,12 @@
 """Train the glioma 3D U-Net on synthetic cases rendered onto the model grid (CPU, minutes).
 
 
-    .venv-train/bin/python models/glioma-unet/train.py [--steps N] [--cases N]
+    .venv-train/bin/python models/glioma-unet/train.py [--steps N] [--cases N] [--real N]
+
+Grid cases (``models.common.mr_grid``, seeds 0..cases-1) are rendered straight onto the model
+grid; ``--real N`` adds N real-path cases (``models.common.mr_real``: synthetic DICOM study →
+the preprocess stage's workflow, seeds 1000..1000+N-1), drawn for ``--real-fraction`` of the
+patches, so the network sees what the pipeline will feed it.
 
 Writes var/train/glioma-unet/checkpoint.pt; export.py turns it into model.onnx.
 """
@@ -18,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from models.common import mr_grid
+from models.common import mr_grid, mr_real
 from models.common.nets import UNet3D
 from models.common.training import (
     WORK,
@@ -33,6 +38,8 @@ NAME = "glioma-unet"
 #: BraTS label value → class index of the network's output.
 CLASS_LABELS = (0, 1, 2, 4)
 BASE, LEVELS = 8, 3
+#: First seed of the real-path training studies (held-out studies use 100000..).
+REAL_SEED = 1000
 
 
 def make(seed: int) -> dict[str, np.ndarray]:
@@ -42,8 +49,16 @@ def make(seed: int) -> dict[str, np.ndarray]:
     return {"image": case.image, "labels": case.labels}
 
 
-def batches(cases: list[dict[str, np.ndarray]], patch: int, batch: int, rng: np.random.Generator):
-    """Endless (x, y) batches: 75 % of patches centred on tumour, the rest anywhere."""
+def batches(
+    pools: list[list[dict[str, np.ndarray]]],
+    weights: list[float],
+    patch: int,
+    batch: int,
+    rng: np.random.Generator,
+):
+    """Endless (x, y) batches: 75 % of patches centred on tumour, the rest anywhere.
+
+    Each patch comes from a case of pool i with probability weights[i]."""
     lut = np.zeros(256, dtype=np.int64)
     for index, value in enumerate(CLASS_LABELS):
         lut[value] = index
@@ -51,6 +66,7 @@ def batches(cases: list[dict[str, np.ndarray]], patch: int, batch: int, rng: np.
     while True:
         xs, ys = [], []
         for _ in range(batch):
+            cases = pools[int(rng.choice(len(pools), p=weights))]
             case = cases[int(rng.integers(len(cases)))]
             labels = case["labels"]
             centre = None
@@ -82,9 +98,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--real", type=int, default=0, help="real-path cases to add")
+    parser.add_argument("--real-fraction", type=float, default=0.5)
     args = parser.parse_args()
     seed_everything(args.seed)
     cases = cached_cases(NAME, make, range(args.cases), workers=args.workers)
+    pools, weights = [cases], [1.0]
+    if args.real:
+        real = mr_real.real_cases("glioma", range(REAL_SEED, REAL_SEED + args.real))
+        pools.append([{"image": c["image"], "labels": c["labels"]} for c in real])
+        weights = [1.0 - args.real_fraction, args.real_fraction]
     model = UNet3D(4, len(CLASS_LABELS), BASE, LEVELS)
     optim = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     sched: torch.optim.lr_scheduler.LRScheduler
@@ -101,7 +124,7 @@ def main() -> None:
     rng = np.random.default_rng(args.seed + done)
     started = time.time()
     model.train()
-    for step, (x, y) in enumerate(batches(cases, args.patch, args.batch, rng), start=1):
+    for step, (x, y) in enumerate(batches(pools, weights, args.patch, args.batch, rng), start=1):
         logits = model(x)
         loss = ce(logits, y) + soft_dice_loss(logits, y, len(CLASS_LABELS))
         optim.zero_grad()

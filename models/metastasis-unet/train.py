@@ -1,6 +1,11 @@
 """Train the metastasis 3D U-Net (T1c + FLAIR → lesion probability) on synthetic cases.
 
-    .venv-train/bin/python models/metastasis-unet/train.py [--steps N] [--cases N]
+    .venv-train/bin/python models/metastasis-unet/train.py [--steps N] [--cases N] [--real N]
+
+Grid cases (``models.common.mr_grid``, seeds 0..cases-1) are rendered straight onto the model
+grid; ``--real N`` adds N real-path cases (``models.common.mr_real``: synthetic DICOM study →
+the preprocess stage's workflow, seeds 1000..1000+N-1), drawn for ``--real-fraction`` of the
+patches, so the network sees what the pipeline will feed it.
 
 Writes var/train/metastasis-unet/checkpoint.pt; export.py turns it into model.onnx.
 """
@@ -17,7 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from models.common import mr_grid
+from models.common import mr_grid, mr_real
 from models.common.nets import UNet3D
 from models.common.training import WORK, cached_cases, crop, random_patch_start, seed_everything
 
@@ -35,16 +40,36 @@ def make(seed: int) -> dict[str, np.ndarray]:
     return {"image": case.image[index], "instances": case.instances}
 
 
-def batches(cases: list[dict[str, np.ndarray]], patch: int, batch: int, rng: np.random.Generator):
-    """Endless (x, y) batches: 70 % centred on a lesion chosen uniformly (small ones too)."""
+#: First seed of the real-path training studies (held-out studies use 90000.. and 100000..).
+REAL_SEED = 1000
+
+
+def real_case(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A cached real-path case in this model's training form."""
+    index = [mr_grid.CHANNELS.index(c) for c in CHANNELS]
+    return {"image": arrays["image"][index], "instances": arrays["instances"]}
+
+
+def batches(
+    pools: list[list[dict[str, np.ndarray]]],
+    weights: list[float],
+    patch: int,
+    batch: int,
+    rng: np.random.Generator,
+    lesion_fraction: float = 0.7,
+):
+    """Endless (x, y) batches: 70 % centred on a lesion chosen uniformly (small ones too).
+
+    Each patch comes from a case of pool i with probability weights[i]."""
     size = (patch,) * 3
     while True:
         xs, ys = [], []
         for _ in range(batch):
+            cases = pools[int(rng.choice(len(pools), p=weights))]
             case = cases[int(rng.integers(len(cases)))]
             inst = case["instances"]
             centre = None
-            if rng.random() < 0.7 and "centres" in case and len(case["centres"]):
+            if rng.random() < lesion_fraction and "centres" in case and len(case["centres"]):
                 centre = case["centres"][int(rng.integers(len(case["centres"])))]
             start = random_patch_start(inst.shape, size, rng, centre)
             x = crop(case["image"], start, size).astype(np.float32)
@@ -80,10 +105,20 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoint")
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--real", type=int, default=0, help="real-path cases to add")
+    parser.add_argument("--real-fraction", type=float, default=0.5)
+    parser.add_argument(
+        "--lesion-fraction", type=float, default=0.7, help="patches centred on a lesion"
+    )
     args = parser.parse_args()
     seed_everything(args.seed)
     cases = cached_cases(NAME, make, range(args.cases), workers=args.workers)
-    for case in cases:
+    pools, weights = [cases], [1.0]
+    if args.real:
+        real = mr_real.real_cases("metastasis", range(REAL_SEED, REAL_SEED + args.real))
+        pools.append([real_case(c) for c in real])
+        weights = [1.0 - args.real_fraction, args.real_fraction]
+    for case in (c for pool in pools for c in pool):
         inst = case["instances"]
         ids = np.unique(inst)[1:]
         from scipy import ndimage as ndi
@@ -104,7 +139,9 @@ def main() -> None:
     rng = np.random.default_rng(args.seed + done)
     started = time.time()
     model.train()
-    for step, (x, y) in enumerate(batches(cases, args.patch, args.batch, rng), start=1):
+    for step, (x, y) in enumerate(
+        batches(pools, weights, args.patch, args.batch, rng, args.lesion_fraction), start=1
+    ):
         loss = dice_bce(model(x), y)
         optim.zero_grad()
         loss.backward()
