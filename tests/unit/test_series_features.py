@@ -119,3 +119,19 @@ def test_contrast_agent_presence_and_study_context() -> None:
     assert late_row["contrast_before"] == 1.0
     assert (pre_row["series_position"], post_row["series_position"]) == (0.0, 0.5)
     assert late_row["series_position"] == 1.0
+
+
+def test_results_already_in_the_study_do_not_change_the_images_features() -> None:
+    """A re-run on a study holding radpipe's earlier SEG/SR/PDF classifies as the first run."""
+    images = [
+        SeriesHeader.from_mapping({"SeriesNumber": n, "Modality": "MR", "SeriesDescription": d})
+        for n, d in [(2, "Scout"), (3, "T1 SAG"), (8, "T1W_3D CE")]
+    ]
+    results = [
+        SeriesHeader.from_mapping({"SeriesNumber": 9001, "Modality": m, "SeriesDescription": d})
+        for m, d in [("SEG", "radpipe glioma segmentation"), ("SR", "radpipe measurements")] * 3
+    ] + [SeriesHeader.from_mapping({"SeriesNumber": 9003, "Modality": "DOC"})]
+    alone = study_features(images)
+    mixed = study_features(results[:3] + images + results[3:])
+    assert mixed[3:6] == alone
+    assert study_features([*images, images[0]])[:3] != alone  # an extra image series does count

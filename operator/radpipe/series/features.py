@@ -190,14 +190,24 @@ def _order_key(header: SeriesHeader, index: int) -> tuple[float, str, int]:
     return (float(number) if number is not None else math.inf, header.time, index)
 
 
+#: Modalities of objects that are not acquisitions (segmentations, reports, documents,
+#: presentation states, key-object notes, registrations, RT structures). They do not count
+#: in a study's series order: a study that already holds radpipe's SEG/SR/PDF from an
+#: earlier run must classify its images exactly as before.
+NON_IMAGE_MODALITIES = frozenset({"SEG", "SR", "DOC", "PR", "KO", "REG", "RTSTRUCT", "RWV"})
+
+
 def study_features(headers: Sequence[SeriesHeader]) -> list[list[Any]]:
     """Feature rows for every series of one study, in the order given.
 
-    The series order in the study (by SeriesNumber, then SeriesTime) gives each row its
-    ``series_position`` and ``contrast_before`` columns.
+    The order of the study's image series (by SeriesNumber, then SeriesTime) gives each
+    row its ``series_position`` and ``contrast_before`` columns; non-image objects
+    (:data:`NON_IMAGE_MODALITIES`) are left out of that order and placed last.
     """
-    order = sorted(range(len(headers)), key=lambda i: _order_key(headers[i], i))
-    last = max(len(headers) - 1, 1)
+    images = [i for i, h in enumerate(headers) if h.modality not in NON_IMAGE_MODALITIES]
+    others = [i for i in range(len(headers)) if i not in set(images)]
+    order = sorted(images, key=lambda i: _order_key(headers[i], i))
+    last = max(len(order) - 1, 1)
     rows: list[list[Any]] = [[] for _ in headers]
     seen_contrast = False
     for rank, i in enumerate(order):
@@ -205,4 +215,8 @@ def study_features(headers: Sequence[SeriesHeader]) -> list[list[Any]]:
             headers[i], position=rank / last, contrast_before=1.0 if seen_contrast else 0.0
         )
         seen_contrast = seen_contrast or headers[i].has_contrast_agent
+    for i in others:
+        rows[i] = series_features(
+            headers[i], position=1.0, contrast_before=1.0 if seen_contrast else 0.0
+        )
     return rows
