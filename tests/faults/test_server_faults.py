@@ -42,7 +42,7 @@ from tests.faults.conftest import FaultRow
 from tests.fixtures import toy_app as toy
 from tests.fixtures.dicom_studies import make_study
 from tests.fixtures.minio import MinioServer
-from tests.fixtures.model_server import ModelServerProcess
+from tests.fixtures.model_server import ModelServerProcess, bundled_version
 from tests.fixtures.network import wait_until
 from tests.fixtures.pacs import OrthancServer
 from tests.fixtures.postgres import PostgresServer, _bin_dir
@@ -469,7 +469,7 @@ def test_model_server_killed_mid_inference_and_restarted(
     assert_committed_outputs_intact(store, done)
     result = read_result(store, job.uid, "infer")
     assert result is not None and result.attempt == 1
-    assert result.data["modelVersions"] == {"glioma-unet": "1.0.0"}
+    assert result.data["modelVersions"] == {"glioma-unet": bundled_version("glioma-unet")}
 
     # The same input through an unfaulted job on the restarted server: the same answer.
     clean = runner.submit(JobSpec(accession="FLT-KSV2", app="faultinfer"))

@@ -22,7 +22,7 @@ from radpipe.pipeline.contract import StageResult, result_key, stage_prefix
 from radpipe.pipeline.executor import execute_stage
 from radpipe.preprocessing import grid
 from radpipe.store import LocalStore
-from tests.fixtures.model_server import ModelServerProcess
+from tests.fixtures.model_server import ModelServerProcess, bundled_version
 
 pytestmark = pytest.mark.integration
 
@@ -104,7 +104,7 @@ def test_served_and_in_process_outputs_are_the_same(
     local, store = _run(model_settings, uid, app)
     assert local.state == "succeeded", local.message
     name = MODELS[app]
-    assert local.data["modelVersions"] == {name: "1.0.0"}
+    assert local.data["modelVersions"] == {name: bundled_version(name)}
     assert local.provenance["models"][0]["where"].startswith("in-process")
     a = _prediction(store, uid)
     pa = _prediction(store, uid, "probability.npy") if app == "metastasis" else None
@@ -114,7 +114,7 @@ def test_served_and_in_process_outputs_are_the_same(
     model_settings.models.endpoints[name] = ModelEndpointConfig(url=model_server.url)
     served, _ = _run(model_settings, uid, app)
     assert served.state == "succeeded", served.message
-    assert served.data["modelVersions"] == {name: "1.0.0"}
+    assert served.data["modelVersions"] == {name: bundled_version(name)}
     assert served.provenance["models"][0]["where"] == model_server.url
     sha = local.provenance["models"][0]["onnxSha256"]
     assert served.provenance["models"][0]["onnxSha256"] == sha
@@ -165,7 +165,7 @@ def test_a_killed_server_is_retried_until_it_is_back(
     worker.join(timeout=120)
     result = outcome["result"]
     assert result.state == "succeeded", result.message
-    assert result.data["modelVersions"] == {"hemorrhage-cnn": "1.0.0"}
+    assert result.data["modelVersions"] == {"hemorrhage-cnn": bundled_version("hemorrhage-cnn")}
     assert any("retry" in r.getMessage() and server.url in r.getMessage() for r in caplog.records)
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from radpipe.serving.v2_client import V2Client, V2Error
 from radpipe.serving.v2_codec import HEADER_LENGTH, encode_tensors
-from tests.fixtures.model_server import ModelServerProcess
+from tests.fixtures.model_server import ModelServerProcess, bundled_version
 
 pytestmark = pytest.mark.integration
 
@@ -67,7 +67,7 @@ def test_model_metadata_has_shapes_datatypes_and_version(
     assert status == 200
     inputs, outputs = EXPECTED[name]
     assert meta["name"] == name
-    assert meta["versions"] == ["1.0.0"]
+    assert meta["versions"] == [bundled_version(name)]
     assert meta["platform"] == "onnxruntime_onnx"
     assert meta["inputs"] == inputs and meta["outputs"] == outputs
 
@@ -86,7 +86,8 @@ def test_binary_infer_returns_binary_outputs_with_name_and_version(
     assert status == 200
     json_length = int(headers[HEADER_LENGTH])
     head = json.loads(raw[:json_length])
-    assert head["model_name"] == "hemorrhage-cnn" and head["model_version"] == "1.0.0"
+    assert head["model_name"] == "hemorrhage-cnn"
+    assert head["model_version"] == bundled_version("hemorrhage-cnn")
     (out,) = head["outputs"]
     assert out["shape"] == [3, 6] and out["datatype"] == "FP32"
     values = np.frombuffer(raw[json_length:], np.float32).reshape(3, 6)
@@ -175,7 +176,7 @@ def test_grpc_infer_with_raw_input_contents(model_server: ModelServerProcess) ->
             raw_input_contents=[slices.tobytes()],
         )
         response = stub.ModelInfer(request, timeout=60)
-    assert response.model_version == "1.0.0"
+    assert response.model_version == bundled_version("hemorrhage-cnn")
     grpc_out = np.frombuffer(response.raw_output_contents[0], np.float32).reshape(2, 6)
     rest = V2Client(model_server.url).infer("hemorrhage-cnn", {"slices": slices}, ["probabilities"])
     np.testing.assert_allclose(grpc_out, rest.outputs["probabilities"], atol=1e-6)
