@@ -131,3 +131,33 @@ def test_association_rejected_fails_with_the_fix(orthanc: OrthancServer, tmp_pat
     assert result.state == "failed" and not result.retryable
     message = result.message or ""
     assert "rejected the C-FIND association" in message and "ae_title ('WRONG-AET')" in message
+
+
+def test_results_already_in_the_study_are_left_on_the_pacs(
+    orthanc: OrthancServer, tmp_path: Path
+) -> None:
+    """A study holding an earlier run's SEG (or SR, PDF) is fetched without it."""
+    from pydicom.uid import generate_uid
+
+    from tests.fixtures.dicom_studies import make_instance
+
+    study = make_study(tmp_path / "s", accession=_accession(), series=(("T1", 3), ("FLAIR", 2)))
+    seg = make_instance(
+        study.study_uid,
+        generate_uid(),
+        accession=study.accession,
+        modality="SEG",
+        series_number=9001,
+        description="radpipe glioma segmentation",
+        number=1,
+        sop_class="1.2.840.10008.5.1.4.1.1.66.4",  # Segmentation Storage
+    )
+    seg_path = tmp_path / "seg.dcm"
+    seg.save_as(seg_path, enforce_file_format=True)
+    orthanc.upload([*study.files, seg_path])
+    _, _, result = _fetch(tmp_path, orthanc.dimse_node(retrieve="c-get"), study.accession)
+    assert result.state == "succeeded", result.message
+    manifest = result.data["manifest"]
+    assert [s["series_description"] for s in manifest["series"]] == ["T1", "FLAIR"]
+    assert manifest["instance_count"] == 5
+    assert result.metrics["non_image_series_skipped"] == 1

@@ -40,6 +40,7 @@ from radpipe.pipeline.contract import (
     StageOutcome,
     TransientStageError,
 )
+from radpipe.series.features import NON_IMAGE_MODALITIES
 
 
 def _stage_error(err: PacsError) -> StageError:
@@ -112,12 +113,24 @@ class FetchStage(Stage):
                 f"study {study.study_instance_uid} on PACS {node.name} has no series",
                 hint="the study may still be arriving at the PACS; run the job again later",
             )
+        # Segmentations, reports and documents already in the study (radpipe's own results
+        # from an earlier run among them) are not inputs: leave them on the PACS.
+        not_images = [s for s in series if s.modality.upper() in NON_IMAGE_MODALITIES]
+        series = [s for s in series if s.modality.upper() not in NON_IMAGE_MODALITIES]
+        if not series:
+            raise StageError(
+                f"study {study.study_instance_uid} on PACS {node.name} holds no image series, "
+                f"only {', '.join(sorted({s.modality for s in not_images}))} objects",
+                hint="check the accession: it may name a report or results-only study",
+            )
         ctx.log.info(
-            "fetching study %s (%s) from %s: %d series, %s instances, by %s",
+            "fetching study %s (%s) from %s: %d image series (%d non-image left), %s instances, "
+            "by %s",
             study.study_instance_uid,
             accession_hash(spec.accession),
             node.name,
             len(series),
+            len(not_images),
             study.num_instances if study.num_instances is not None else "?",
             node.retrieve_method,
         )
@@ -178,6 +191,7 @@ class FetchStage(Stage):
                 "instances_per_second": round(manifest["instance_count"] / max(seconds, 1e-6), 1),
                 "megabytes_per_second": round(megabytes / max(seconds, 1e-6), 2),
                 "duplicates_ignored": float(sink.duplicates),
+                "non_image_series_skipped": float(len(not_images)),
             },
             provenance={
                 "pacs_node": node.name,
