@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -73,6 +74,9 @@ def main() -> None:
     console = Console()
     case = next(c for c in CASES if c.app == "glioma")
     archive = ROOT / "archive"
+    # Start from the study as generated: the objects earlier runs delivered back (kept in the
+    # archive's own state folder) would otherwise be fetched with it and slow every fetch.
+    shutil.rmtree(archive / ".qrscp", ignore_errors=True)
     archive.mkdir(parents=True, exist_ok=True)
     generate_case(case, archive, console)
     port = free_port()

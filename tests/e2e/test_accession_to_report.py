@@ -3,9 +3,10 @@
 Real Orthanc is the PACS (fetch by C-GET, delivery by C-STORE), a real MinIO holds the
 artifacts, and a real KServe ModelServer (``radpipe serve-models``) serves the bundled
 models over V2; the local runner drives the same stages the operator's Job pods run.
-Each study is synthetic with known ground truth: the series chosen are checked against it
-here, and the findings' accuracy against it is measured by tests/bench/bench_e2e_accuracy.py
-(the current models do not yet meet the 10% volume goal on every case; see the model cards).
+Each study is synthetic with known ground truth: the series chosen and the findings are
+checked against it (glioma whole tumour within 10%, every hemorrhage subtype detected, the
+metastasis count exact). tests/bench/bench_e2e_accuracy.py prints every finding next to the
+truth, including the glioma TC/ET volumes the current model does not yet get within 10%.
 """
 
 from __future__ import annotations
@@ -155,6 +156,11 @@ def test_glioma_accession_to_report(
     volumes = doc["findings"]["volumesCm3"]
     assert set(volumes) >= {"ET", "NCR", "ED", "TC", "WT"}
     assert volumes["WT"] >= volumes["TC"] >= volumes["ET"] > 0
+    # Accuracy against the ground truth: the whole tumour within 10%. TC and ET are not
+    # asserted: glioma-unet 1.1.0 calls the necrotic core enhancing tumour (its model card
+    # says so), which puts ET ~33% high on this study; bench_e2e_accuracy.py prints them.
+    true_wt = truth.volumes_cm3["WT"]
+    assert abs(volumes["WT"] - true_wt) <= 0.10 * true_wt, (volumes["WT"], true_wt)
     text = _pdf_text(runner, doc, tmp_path)
     assert truth.accession in text
     assert "Glioma" in text and "research" in text.lower()
@@ -184,5 +190,7 @@ def test_metastasis_accession_to_report(
     doc, truth, runner = _run(app, kind, seed, e2e_settings, orthanc)
     _check_common(doc, truth, orthanc, tmp_path)
     assert isinstance(doc["findings"]["lesionCount"], int)
+    # Accuracy against the ground truth: every lesion found, nothing else (all ≥ 5 mm here).
+    assert doc["findings"]["lesionCount"] == len(truth.lesions) == 3
     text = _pdf_text(runner, doc, tmp_path)
     assert truth.accession in text and "metasta" in text.lower()
