@@ -16,6 +16,7 @@ preprocessing's own windows.
 from __future__ import annotations
 
 import numpy as np
+import SimpleITK as sitk
 from numpy.typing import NDArray
 
 from radpipe.preprocessing.ct import CT_INPUT_SIZE, CT_WINDOWS, HU_RANGE, to_model_size, window
@@ -39,19 +40,29 @@ THIN_MM = (0.625, 0.75, 1.0, 1.25)
 THICK_MM = (4.0, 4.8, 5.0)
 
 
-def make_stacks(seed: int, normal: bool, poses: int = 2) -> dict[str, NDArray]:
-    """``poses`` stacks of one phantom: HU (S, 256, 256) int16 and labels (S, 6) uint8.
+def _phantom(
+    seed: int, normal: bool, salt: int
+) -> tuple[sitk.Image, sitk.Image, np.random.Generator]:
+    """One head phantom's CT and label images, and the generator that draws its poses.
 
-    The first pose is a thin stack, the second a thick one; further poses draw either.
+    ``salt`` separates the generators' seed streams, so each keeps its own cases.
     """
     base = an.base_anatomy()
-    streams = np.random.SeedSequence([seed, int(normal), 12]).spawn(3)
+    streams = np.random.SeedSequence([seed, int(normal), salt]).spawn(3)
     r_anat, r_path, r_geo = (np.random.default_rng(s) for s in streams)
     layers = an.head_layers(base, r_anat)
     path = pa.none(base) if normal else pa.hemorrhage(base, r_path)
     phantom = con.Phantom(base, layers, path, r_anat)
     ct = phantom_image(phantom.render("ct"), base.affine)
-    label_img = phantom_image(path.labels, base.affine)
+    return ct, phantom_image(path.labels, base.affine), r_geo
+
+
+def make_stacks(seed: int, normal: bool, poses: int = 2) -> dict[str, NDArray]:
+    """``poses`` stacks of one phantom: HU (S, 256, 256) int16 and labels (S, 6) uint8.
+
+    The first pose is a thin stack, the second a thick one; further poses draw either.
+    """
+    ct, label_img, r_geo = _phantom(seed, normal, salt=12)
     hus, labels = [], []
     for k in range(poses):
         pose = random_pose(r_geo)
@@ -95,14 +106,7 @@ def make_stacks_direct(seed: int, normal: bool, poses: int = 2) -> dict[str, NDA
     256 × 256 with noise added there, thin stacks 1.2–2.5 mm, tilt ±12°. Coarser than what the
     preprocessing hands over, which makes it a useful second texture for training.
     """
-    base = an.base_anatomy()
-    streams = np.random.SeedSequence([seed, int(normal), 11]).spawn(3)
-    r_anat, r_path, r_geo = (np.random.default_rng(s) for s in streams)
-    layers = an.head_layers(base, r_anat)
-    path = pa.none(base) if normal else pa.hemorrhage(base, r_path)
-    phantom = con.Phantom(base, layers, path, r_anat)
-    ct = phantom_image(phantom.render("ct"), base.affine)
-    label_img = phantom_image(path.labels, base.affine)
+    ct, label_img, r_geo = _phantom(seed, normal, salt=11)
     hus, labels = [], []
     for _ in range(poses):
         pose = random_pose(r_geo)
