@@ -23,6 +23,26 @@ def seed_everything(seed: int, threads: int = 2) -> None:
     torch.set_num_threads(threads)
 
 
+def schedule_or_fine_tune(
+    model: nn.Module,
+    optim: torch.optim.Optimizer,
+    checkpoint: Path,
+    steps: int,
+    lr: float,
+    resume: bool,
+) -> tuple[torch.optim.lr_scheduler.LRScheduler, int]:
+    """The learning-rate schedule of a run, and the steps its checkpoint already holds.
+
+    A new run gets a one-cycle schedule; with ``resume`` the model takes the checkpoint's
+    weights and fine-tunes with a cosine decay from ``lr`` (no warm-up).
+    """
+    if not resume:
+        return torch.optim.lr_scheduler.OneCycleLR(optim, lr, total_steps=steps), 0
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    model.load_state_dict(state["model"])
+    return torch.optim.lr_scheduler.CosineAnnealingLR(optim, steps), int(state["step"])
+
+
 def random_patch_start(
     shape: Sequence[int], patch: Sequence[int], rng: np.random.Generator, centre: Any = None
 ) -> tuple[int, ...]:

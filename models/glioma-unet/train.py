@@ -30,6 +30,7 @@ from models.common.training import (
     cached_cases,
     crop,
     random_patch_start,
+    schedule_or_fine_tune,
     seed_everything,
     soft_dice_loss,
 )
@@ -110,16 +111,8 @@ def main() -> None:
         weights = [1.0 - args.real_fraction, args.real_fraction]
     model = UNet3D(4, len(CLASS_LABELS), BASE, LEVELS)
     optim = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    sched: torch.optim.lr_scheduler.LRScheduler
     out = WORK / NAME / "checkpoint.pt"
-    done = 0
-    if args.resume:  # fine-tune: cosine decay from --lr, no warm-up
-        state = torch.load(out, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
-        done = int(state["step"])
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(optim, args.steps)
-    else:
-        sched = torch.optim.lr_scheduler.OneCycleLR(optim, args.lr, total_steps=args.steps)
+    sched, done = schedule_or_fine_tune(model, optim, out, args.steps, args.lr, args.resume)
     ce = torch.nn.CrossEntropyLoss()
     rng = np.random.default_rng(args.seed + done)
     started = time.time()

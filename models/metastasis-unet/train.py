@@ -24,7 +24,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from models.common import mr_grid, mr_real
 from models.common.nets import UNet3D
-from models.common.training import WORK, cached_cases, crop, random_patch_start, seed_everything
+from models.common.training import (
+    WORK,
+    cached_cases,
+    crop,
+    random_patch_start,
+    schedule_or_fine_tune,
+    seed_everything,
+)
 
 NAME = "metastasis-unet"
 #: Model input channels, as indices into the grid's MR_CHANNELS (t1, t1c, t2, flair).
@@ -126,16 +133,8 @@ def main() -> None:
         case["centres"] = np.array(ndi.center_of_mass(inst > 0, inst, ids)) if ids.size else []
     model = UNet3D(len(CHANNELS), 1, BASE, LEVELS)
     optim = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    sched: torch.optim.lr_scheduler.LRScheduler
     out = WORK / NAME / "checkpoint.pt"
-    done = 0
-    if args.resume:  # fine-tune: cosine decay from --lr, no warm-up
-        state = torch.load(out, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
-        done = int(state["step"])
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(optim, args.steps)
-    else:
-        sched = torch.optim.lr_scheduler.OneCycleLR(optim, args.lr, total_steps=args.steps)
+    sched, done = schedule_or_fine_tune(model, optim, out, args.steps, args.lr, args.resume)
     rng = np.random.default_rng(args.seed + done)
     started = time.time()
     model.train()
