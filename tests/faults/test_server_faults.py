@@ -11,14 +11,12 @@ from __future__ import annotations
 import io
 import shutil
 import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-import nibabel as nib
 import numpy as np
 import pytest
 
@@ -29,7 +27,6 @@ from radpipe.pipeline.contract import (
     Stage,
     StageContext,
     StageOutcome,
-    StageResult,
     read_result,
     result_key,
     stage_prefix,
@@ -46,6 +43,7 @@ from tests.fixtures.model_server import ModelServerProcess, bundled_version
 from tests.fixtures.network import wait_until
 from tests.fixtures.pacs import OrthancServer
 from tests.fixtures.postgres import PostgresServer, _bin_dir
+from tests.integration.test_infer_stage import commit_mr_preprocess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -377,12 +375,6 @@ class RecordingStore(LocalStore):
         return info
 
 
-def _npy(array: np.ndarray) -> bytes:
-    buffer = io.BytesIO()
-    np.save(buffer, array, allow_pickle=False)
-    return buffer.getvalue()
-
-
 def _commit_preprocess(store: ArtifactStore, uid: str) -> None:
     """A committed preprocess result for ``uid``, as the preprocess stage leaves it."""
     rng = np.random.default_rng(11)
@@ -393,20 +385,7 @@ def _commit_preprocess(store: ArtifactStore, uid: str) -> None:
         (len(grid.MR_CHANNELS), *mask[BRAIN].shape), dtype=np.float32
     )
     volume[1, 110:126, 100:116, 60:76] += 4.0  # an enhancing blob on T1c
-    prefix = stage_prefix(uid, "preprocess")
-    outputs = {"input.npy": store.put_bytes(prefix + "input.npy", _npy(volume))}
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "mask.nii.gz"
-        nib.save(nib.Nifti1Image(mask, grid.affine_ras()), str(path))
-        outputs["mask.nii.gz"] = store.put_file(prefix + "mask.nii.gz", path)
-    result = StageResult(
-        job=uid,
-        stage="preprocess",
-        state="succeeded",
-        attempt=1,
-        outputs={k: v.as_dict() for k, v in outputs.items()},
-    )
-    store.put_json(result_key(uid, "preprocess"), result.model_dump(mode="json"))
+    commit_mr_preprocess(store, uid, volume, mask)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from radpipe.config import ModelEndpointConfig, Settings
 from radpipe.pipeline.contract import StageResult, result_key, stage_prefix
 from radpipe.pipeline.executor import execute_stage
 from radpipe.preprocessing import grid
-from radpipe.store import LocalStore
+from radpipe.store import ArtifactStore, LocalStore, ObjectInfo
 from tests.fixtures.model_server import ModelServerProcess, bundled_version
 
 pytestmark = pytest.mark.integration
@@ -35,28 +35,20 @@ def _npy(array: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def _preprocessed(store: LocalStore, uid: str, app: str) -> None:
-    """A committed preprocess result, as the preprocess stage leaves it (small brain)."""
-    rng = np.random.default_rng(7)
+def commit_mr_preprocess(
+    store: ArtifactStore, uid: str, volume: np.ndarray, mask: np.ndarray
+) -> None:
+    """Commit ``volume`` and ``mask`` as the MR preprocess stage leaves them."""
     prefix = stage_prefix(uid, "preprocess")
-    outputs = {}
-    if app == "hemorrhage":
-        slices = rng.random((5, 3, 256, 256), dtype=np.float32)
-        outputs["input.npy"] = store.put_bytes(prefix + "input.npy", _npy(slices))
-        table = [{"index": k, "z": float(k * 5)} for k in range(5)]
-        outputs["slices.json"] = store.put_json(prefix + "slices.json", table)
-    else:
-        volume = np.zeros((4, *grid.SHAPE), np.float32)
-        mask = np.zeros(grid.SHAPE, np.uint8)
-        # A small "brain" keeps the test fast: the stage crops to the mask's bounding box.
-        mask[100:136, 100:140, 60:92] = 1
-        volume[:, mask > 0] = rng.standard_normal((4, int(mask.sum())), dtype=np.float32)
-        volume[1, 110:118, 110:118, 70:78] = 4.0  # a bright "enhancing" blob on T1c
-        outputs["input.npy"] = store.put_bytes(prefix + "input.npy", _npy(volume))
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "mask.nii.gz"
-            nib.save(nib.Nifti1Image(mask, grid.affine_ras()), str(path))
-            outputs["mask.nii.gz"] = store.put_file(prefix + "mask.nii.gz", path)
+    outputs = {"input.npy": store.put_bytes(prefix + "input.npy", _npy(volume))}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "mask.nii.gz"
+        nib.save(nib.Nifti1Image(mask, grid.affine_ras()), str(path))
+        outputs["mask.nii.gz"] = store.put_file(prefix + "mask.nii.gz", path)
+    _commit(store, uid, outputs)
+
+
+def _commit(store: ArtifactStore, uid: str, outputs: dict[str, ObjectInfo]) -> None:
     result = StageResult(
         job=uid,
         stage="preprocess",
@@ -65,6 +57,28 @@ def _preprocessed(store: LocalStore, uid: str, app: str) -> None:
         outputs={k: v.as_dict() for k, v in outputs.items()},
     )
     store.put_json(result_key(uid, "preprocess"), result.model_dump(mode="json"))
+
+
+def _preprocessed(store: LocalStore, uid: str, app: str) -> None:
+    """A committed preprocess result, as the preprocess stage leaves it (small brain)."""
+    rng = np.random.default_rng(7)
+    if app == "hemorrhage":
+        prefix = stage_prefix(uid, "preprocess")
+        slices = rng.random((5, 3, 256, 256), dtype=np.float32)
+        table = [{"index": k, "z": float(k * 5)} for k in range(5)]
+        outputs = {
+            "input.npy": store.put_bytes(prefix + "input.npy", _npy(slices)),
+            "slices.json": store.put_json(prefix + "slices.json", table),
+        }
+        _commit(store, uid, outputs)
+        return
+    volume = np.zeros((4, *grid.SHAPE), np.float32)
+    mask = np.zeros(grid.SHAPE, np.uint8)
+    # A small "brain" keeps the test fast: the stage crops to the mask's bounding box.
+    mask[100:136, 100:140, 60:92] = 1
+    volume[:, mask > 0] = rng.standard_normal((4, int(mask.sum())), dtype=np.float32)
+    volume[1, 110:118, 110:118, 70:78] = 4.0  # a bright "enhancing" blob on T1c
+    commit_mr_preprocess(store, uid, volume, mask)
 
 
 def _job(uid: str, app: str) -> AnalysisJob:
