@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -78,6 +79,14 @@ def make(settings: Settings, rules: list[dict[str, object]]) -> tuple[Intake, Fa
     return intake, submitter, clock
 
 
+def push(intake: Intake, clock: Clock, *series: list[bytes]) -> list[str]:
+    """Receive ``series`` from CT1, let the quiet period pass, return the jobs it settles."""
+    for data in itertools.chain(*series):
+        intake.receive(data, "CT1")
+    clock.now += 6
+    return intake.settle_due()
+
+
 RULE = {"name": "ct", "match": {"modality": "CT"}, "app": "hemorrhage", "review": True}
 
 
@@ -100,10 +109,7 @@ def test_quiet_period_one_job_and_no_duplicate_for_later_series(
     assert spec.source.store_prefix == f"intake/{study}/"
     assert annotations["radpipe.io/intake-calling-ae"] == "CT1,PACS"
     # a later series: settled again, but the app already has its job
-    for data in series_files[2]:
-        intake.receive(data, "CT1")
-    clock.now += 6
-    assert intake.settle_due() == []
+    assert push(intake, clock, series_files[2]) == []
     record = intake.read_record(study)
     assert len(record["jobs"]) == 1 and record["matchedRules"] == ["ct"]
     assert len(record["facts"]["series"]) == 3
@@ -113,18 +119,9 @@ def test_new_job_rule_starts_again_only_for_new_series(
     settings: Settings, series_files: list[list[bytes]]
 ) -> None:
     intake, submitter, clock = make(settings, [RULE | {"onLaterSeries": "new-job"}])
-    for data in series_files[0]:
-        intake.receive(data, "CT1")
-    clock.now += 6
-    assert len(intake.settle_due()) == 1
-    for data in series_files[0][:2]:  # the same series again: nothing new
-        intake.receive(data, "CT1")
-    clock.now += 6
-    assert intake.settle_due() == []
-    for data in series_files[1]:
-        intake.receive(data, "CT1")
-    clock.now += 6
-    assert len(intake.settle_due()) == 1 and len(submitter.specs) == 2
+    assert len(push(intake, clock, series_files[0])) == 1
+    assert push(intake, clock, series_files[0][:2]) == []  # the same series again: nothing new
+    assert len(push(intake, clock, series_files[1])) == 1 and len(submitter.specs) == 2
 
 
 def test_no_rule_no_job_resume_and_refusals(
@@ -154,11 +151,7 @@ def test_fetch_copies_a_pushed_study_with_the_usual_manifest(
     settings: Settings, series_files: list[list[bytes]], tmp_path: Path
 ) -> None:
     intake, submitter, clock = make(settings, [RULE])
-    for series in series_files[:2]:
-        for data in series:
-            intake.receive(data, "CT1")
-    clock.now += 6
-    intake.settle_due()
+    push(intake, clock, *series_files[:2])
     spec = submitter.specs[0][0]
     job = AnalysisJob(metadata=ObjectMeta(name="rp-fetch1"), spec=spec)
     app = load_apps(None)["hemorrhage"].spec
@@ -181,10 +174,7 @@ def test_spool_is_deleted_only_after_every_job_ended_and_the_retention(
     settings: Settings, series_files: list[list[bytes]]
 ) -> None:
     intake, submitter, clock = make(settings, [RULE])
-    for data in series_files[0] + series_files[1]:
-        intake.receive(data, "CT1")
-    clock.now += 6
-    (uid,) = intake.settle_due()
+    (uid,) = push(intake, clock, series_files[0] + series_files[1])
     study = submitter.specs[0][0].study_instance_uid
     assert study and len(spooled(intake, study)) == len(series_files[0]) + len(series_files[1])
     later = datetime.now(UTC) + timedelta(days=30)
@@ -211,10 +201,7 @@ def test_spool_is_deleted_only_after_every_job_ended_and_the_retention(
     assert len(submitter.asked) == asked  # a deleted spool is not looked at again
 
     # the same study pushed again: no new job, and its new spool is cleaned in turn
-    for data in series_files[0]:
-        intake.receive(data, "CT1")
-    clock.now += 6
-    assert intake.settle_due() == [] and len(submitter.specs) == 1
+    assert push(intake, clock, series_files[0]) == [] and len(submitter.specs) == 1
     assert "spoolDeletedAt" not in intake.read_record(study)
     assert intake.clean_spool(now=later).instances_deleted == len(series_files[0])
 
@@ -224,10 +211,7 @@ def test_spool_clean_up_keeps_studies_still_arriving_and_drops_vanished_jobs(
 ) -> None:
     intake, submitter, clock = make(settings, [RULE])
     settings.intake.spool_retention_hours = 0
-    for data in series_files[0]:
-        intake.receive(data, "CT1")
-    clock.now += 6
-    (uid,) = intake.settle_due()
+    (uid,) = push(intake, clock, series_files[0])
     study = submitter.specs[0][0].study_instance_uid
     assert study
     # more of the study arrives (not settled yet): the clean-up leaves it alone
@@ -264,10 +248,7 @@ def test_receiver_cleans_the_spool_at_start_and_periodically(
     settings.intake.allowed_calling_aes = ["CT1"]
     settings.intake.bind = "127.0.0.1"
     settings.intake.port = 0
-    for data in series_files[0]:
-        intake.receive(data, "CT1")
-    clock.now += 6
-    (uid,) = intake.settle_due()
+    (uid,) = push(intake, clock, series_files[0])
     study = submitter.specs[0][0].study_instance_uid
     assert study
     submitter.states[uid] = JobState(Phase.CANCELLED, datetime.now(UTC) - timedelta(seconds=1))
@@ -339,10 +320,7 @@ def test_a_job_that_could_not_be_created_is_tried_again_without_duplicates(
         return real_submit(spec, annotations, key)
 
     submitter.submit = flaky  # type: ignore[method-assign]
-    for data in series_files[0]:
-        intake.receive(data, "CT1")
-    clock.now += 6
-    assert len(intake.settle_due()) == 1  # hemorrhage made, glioma failed
+    assert len(push(intake, clock, series_files[0])) == 1  # hemorrhage made, glioma failed
     study = str(submitter.specs[0][0].study_instance_uid)
     assert intake.read_record(study)["failedRules"] == ["ct-too"]
     assert intake.pending() == [study]
