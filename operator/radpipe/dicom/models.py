@@ -7,6 +7,11 @@ from typing import Any
 
 from pydicom.dataset import Dataset
 
+#: Modalities of objects that are not acquisitions: segmentations, reports, documents,
+#: presentation states, key-object notes, registrations, RT structures. They are never a
+#: job's input (radpipe's own earlier results are among them).
+NON_IMAGE_MODALITIES = frozenset({"SEG", "SR", "DOC", "PR", "KO", "REG", "RTSTRUCT", "RWV"})
+
 
 def _text(ds: Dataset, keyword: str) -> str:
     value = ds.get(keyword, "")

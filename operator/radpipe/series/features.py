@@ -17,6 +17,7 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
+from radpipe.dicom.models import NON_IMAGE_MODALITIES
 from radpipe.series.headers import SeriesHeader
 
 #: Numeric columns (float; NaN when missing).
@@ -190,19 +191,13 @@ def _order_key(header: SeriesHeader, index: int) -> tuple[float, str, int]:
     return (float(number) if number is not None else math.inf, header.time, index)
 
 
-#: Modalities of objects that are not acquisitions (segmentations, reports, documents,
-#: presentation states, key-object notes, registrations, RT structures). They do not count
-#: in a study's series order: a study that already holds radpipe's SEG/SR/PDF from an
-#: earlier run must classify its images exactly as before.
-NON_IMAGE_MODALITIES = frozenset({"SEG", "SR", "DOC", "PR", "KO", "REG", "RTSTRUCT", "RWV"})
-
-
 def study_features(headers: Sequence[SeriesHeader]) -> list[list[Any]]:
     """Feature rows for every series of one study, in the order given.
 
     The order of the study's image series (by SeriesNumber, then SeriesTime) gives each
     row its ``series_position`` and ``contrast_before`` columns; non-image objects
-    (:data:`NON_IMAGE_MODALITIES`) are left out of that order and placed last.
+    (:data:`NON_IMAGE_MODALITIES`) are left out of that order and placed last, so a study
+    that already holds radpipe's SEG/SR/PDF from an earlier run classifies as before.
     """
     images = [i for i, h in enumerate(headers) if h.modality not in NON_IMAGE_MODALITIES]
     others = [i for i in range(len(headers)) if i not in set(images)]

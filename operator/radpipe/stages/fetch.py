@@ -30,6 +30,7 @@ from radpipe.dicom.errors import (
 )
 from radpipe.dicom.instances import StudySink
 from radpipe.dicom.manifest import build_manifest
+from radpipe.dicom.models import NON_IMAGE_MODALITIES
 from radpipe.dicom.nodes import resolve_node
 from radpipe.dicom.retrieve import StudyRetriever
 from radpipe.logs import accession_hash
@@ -40,7 +41,6 @@ from radpipe.pipeline.contract import (
     StageOutcome,
     TransientStageError,
 )
-from radpipe.series.features import NON_IMAGE_MODALITIES
 
 
 def _stage_error(err: PacsError) -> StageError:
