@@ -164,12 +164,13 @@ def _start_web(config: Path, port: int) -> subprocess.Popen[bytes] | None:
     return process
 
 
-def stop_process(process: subprocess.Popen[bytes] | None) -> None:
+def stop_process(process: subprocess.Popen[bytes] | None, timeout: float = 10) -> None:
+    """Stop ``process`` if it runs: SIGTERM, then SIGKILL after ``timeout`` seconds."""
     if process is None or process.poll() is not None:
         return
     process.send_signal(signal.SIGTERM)
     try:
-        process.wait(timeout=10)
+        process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,10 +29,11 @@ import pytest
 import yaml
 from pydicom.uid import generate_uid
 
+from radpipe.demo import stop_process
 from radpipe.intake.submitter import STUDY_LABEL, study_label
 from tests.fixtures.cluster import ControlPlane
 from tests.fixtures.helm import Helm
-from tests.fixtures.network import free_port
+from tests.fixtures.network import free_port, wait_until
 
 pytestmark = [pytest.mark.integration]
 
@@ -101,7 +102,7 @@ class ReceiverProcess:
                 stderr=subprocess.STDOUT,
                 cwd=self.workdir,
             )
-        wait(self.listening, 90, "the receiver to listen")
+        wait_until(self.listening, 90, "the receiver to listen")
 
     def listening(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
@@ -109,13 +110,7 @@ class ReceiverProcess:
         return "receiving as" in self.log.read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, timeout=20)
         self.process = None
         # the next start writes "receiving as" again: keep the old log apart
         if self.log.exists():
@@ -131,15 +126,6 @@ class ReceiverProcess:
             timeout=120,
         )
         assert result.returncode == 0, result.stderr + result.stdout
-
-
-def wait(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.25)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 @pytest.fixture
@@ -229,7 +215,7 @@ def test_pushed_study_makes_one_analysis_job_by_rule_and_never_a_duplicate(
     process.push([f for s in first for f in s])
     process.push([f for s in rest for f in s])
     all_files = [f for s in study for f in s]
-    wait(lambda: bool(record(workdir, study_uid).get("jobs")), 60, "the study to settle")
+    wait_until(lambda: bool(record(workdir, study_uid).get("jobs")), 60, "the study to settle")
     time.sleep(4)  # more than a quiet period: nothing else may be created
     (job,) = intake_jobs(plane, namespace)
     assert len(spool(workdir, study_uid)) == len(all_files)
@@ -259,7 +245,7 @@ def test_pushed_study_makes_one_analysis_job_by_rule_and_never_a_duplicate(
 
     # a second arrival of the same study (a series sent again): no second job
     process.push(study[0])
-    wait(
+    wait_until(
         lambda: (
             record(workdir, study_uid).get("callingAEs") == ["CT1"]
             and "settledAt" in record(workdir, study_uid)
@@ -276,7 +262,9 @@ def test_pushed_study_makes_one_analysis_job_by_rule_and_never_a_duplicate(
     process.stop()
     (workdir / "data" / "artifacts" / "intake" / study_uid / "study.json").unlink()
     process.start()
-    wait(lambda: bool(record(workdir, study_uid).get("jobs")), 60, "the spool to settle again")
+    wait_until(
+        lambda: bool(record(workdir, study_uid).get("jobs")), 60, "the spool to settle again"
+    )
     time.sleep(4)
     jobs = intake_jobs(plane, namespace)
     assert [j["metadata"]["uid"] for j in jobs] == [metadata["uid"]]
@@ -295,7 +283,7 @@ def test_spool_goes_once_the_cluster_job_has_ended(
     study_uid = str(pydicom.dcmread(study[0][0]).StudyInstanceUID)
     files = [f for s in study[:2] for f in s]
     process.push(files)
-    wait(lambda: bool(record(workdir, study_uid).get("jobs")), 60, "the study to settle")
+    wait_until(lambda: bool(record(workdir, study_uid).get("jobs")), 60, "the study to settle")
     (job,) = intake_jobs(plane, namespace)
     name = job["metadata"]["name"]
     # restarted with no retention and a 1 s clean-up interval: the job has not ended
@@ -321,13 +309,13 @@ def test_spool_goes_once_the_cluster_job_has_ended(
         "-p",
         json.dumps({"status": {"phase": "Succeeded", "finishedAt": "2026-01-01T00:00:00Z"}}),
     )
-    wait(
+    wait_until(
         lambda: record(workdir, study_uid).get("spoolDeletedInstances") == len(files),
         30,
         "the spool to be deleted",
     )
     assert spool(workdir, study_uid) == []
-    wait(
+    wait_until(
         lambda: (
             f"1 studies deleted ({len(files)} instances)" in process.log.read_text(errors="replace")
         ),
@@ -358,12 +346,14 @@ def test_spool_goes_once_the_cluster_job_has_ended(
     plane.kubectl("label", "analysisjob", name, "-n", namespace, f"{STUDY_LABEL}-")
     set_phase("Running")
     process.push(study[0])
-    wait(lambda: "spoolDeletedAt" not in record(workdir, study_uid), 30, "the re-push to settle")
+    wait_until(
+        lambda: "spoolDeletedAt" not in record(workdir, study_uid), 30, "the re-push to settle"
+    )
     time.sleep(3)  # three clean-ups
     assert len(spool(workdir, study_uid)) == len(study[0])
     assert "spoolDeletedAt" not in record(workdir, study_uid)
     set_phase("Failed")
-    wait(
+    wait_until(
         lambda: record(workdir, study_uid).get("spoolDeletedInstances") == len(study[0]),
         30,
         "the later spool to be deleted",
