@@ -189,3 +189,14 @@ def test_uids_follow_seed_and_identifiers() -> None:
     assert info(1, None) == info(1, None)
     assert info(1, None) != info(2, None)
     assert info(1, None) != info(1, "OTHER-ID")
+
+
+def test_writer_process_writes_the_same_bytes(tmp_path: Path) -> None:
+    """Full-size studies write DICOM in a second process; the files must not change with it."""
+    here = generate_study("mr-glioma", tmp_path / "here", seed=3, small=True, parallel=False)
+    there = generate_study("mr-glioma", tmp_path / "there", seed=3, small=True, parallel=True)
+    files = sorted(p.relative_to(tmp_path / "here") for p in (tmp_path / "here").rglob("*.dcm"))
+    assert len(files) == sum(s.n_instances for s in here.series) > 0
+    assert [s.n_instances for s in there.series] == [s.n_instances for s in here.series]
+    for name in files:
+        assert (tmp_path / "there" / name).read_bytes() == (tmp_path / "here" / name).read_bytes()

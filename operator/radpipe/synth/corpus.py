@@ -63,10 +63,12 @@ def plan_corpus(
     return cases
 
 
-def _run_case(case: CorpusCase, small: bool) -> dict[str, object]:
+def _run_case(case: CorpusCase, small: bool, parallel: bool | None) -> dict[str, object]:
     from radpipe.synth.study import generate_study
 
-    truth = generate_study(case.kind, case.out_dir, seed=case.seed, vendor=case.vendor, small=small)
+    truth = generate_study(
+        case.kind, case.out_dir, seed=case.seed, vendor=case.vendor, small=small, parallel=parallel
+    )
     return {
         "index": case.index,
         "path": case.out_dir.name,
@@ -109,13 +111,14 @@ def generate_corpus(
             todo.append(case)
     if workers == 1:
         for case in todo:
-            row = _run_case(case, small)
+            row = _run_case(case, small, parallel=None)
             rows.append(row)
             if on_done:
                 on_done(row)
     else:
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            futures = [pool.submit(_run_case, c, small) for c in todo]
+            # each worker writes its own DICOM: the pool already keeps every core busy
+            futures = [pool.submit(_run_case, c, small, False) for c in todo]
             for fut in as_completed(futures):
                 row = fut.result()
                 rows.append(row)

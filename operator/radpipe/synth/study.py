@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
+import os
 from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -260,9 +263,54 @@ class _NoisePool:
 
     def rician(self, img: NDArray[np.float32], sigma: float) -> NDArray[np.float32]:
         """Magnitude-image noise: modulus of a noisy real and a noisy imaginary channel."""
-        re = img + self.normal(img.shape, sigma)
+        # in place on the noise arrays: the same float32 operations as sqrt(re² + im²),
+        # without three more volume-sized temporaries
+        re = self.normal(img.shape, sigma)
+        re += img
+        re *= re
         im = self.normal(img.shape, sigma)
-        return np.sqrt(re * re + im * im)
+        im *= im
+        re += im
+        return np.sqrt(re, out=re)
+
+
+class _SeriesWriter:
+    """Writes each series' DICOM files, in a second process when ``parallel``.
+
+    Encoding a few hundred instances is pure-Python work (pydicom) that takes as long as
+    rendering them, so one process renders series n+1 while the other writes series n. The
+    files are the same bytes either way. The writer is a spawned process (not forked: the
+    parent runs SimpleITK's threads), started first so its imports overlap the phantom build.
+    """
+
+    def __init__(self, parallel: bool) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+        self._pending: list[Future[list[str]]] = []
+        if parallel:
+            context = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(1, mp_context=context)
+            self._pool.submit(int)  # start the process now
+
+    def write(self, **series: Any) -> None:
+        """``write_series(**series)``, now or in the writer process."""
+        if self._pool is None:
+            write_series(**series)
+        else:
+            self._pending.append(self._pool.submit(write_series, **series))
+
+    def __enter__(self) -> _SeriesWriter:
+        return self
+
+    def __exit__(self, failed: type[BaseException] | None, *_: object) -> None:
+        """Wait for every series (a writer's error is raised here); after an error, stop."""
+        if self._pool is None:
+            return
+        try:
+            if failed is None:
+                for future in self._pending:
+                    future.result()
+        finally:
+            self._pool.shutdown(cancel_futures=True)
 
 
 def _ct_post(
@@ -310,6 +358,7 @@ def generate_study(
     patient_name: str | None = None,
     small: bool = False,
     progress: Progress | None = None,
+    parallel: bool | None = None,
 ) -> StudyTruth:
     """Write a complete synthetic DICOM study and its ground truth under ``out_dir``.
 
@@ -318,7 +367,9 @@ def generate_study(
     to ``out_dir/truth/`` (truth.json, labels_mni.nii.gz and label maps in the acquisition space
     of the T1c / thin axial CT series). The same arguments always give the same files.
     ``small`` shrinks matrices and slice counts (for tests); ``progress`` is called with a
-    short message as each series is written.
+    short message as each series is rendered. ``parallel`` writes DICOM in a second process
+    while the next series renders (default: for full-size studies on a multi-core machine;
+    a corpus already uses every core and passes False).
     """
     if kind not in STUDY_KINDS:
         raise ValueError(f"unknown study kind {kind!r}; choose one of {', '.join(STUDY_KINDS)}")
@@ -335,104 +386,111 @@ def generate_study(
     out_dir = Path(out_dir)
     (out_dir / "truth").mkdir(parents=True, exist_ok=True)
 
-    info = _study_info(kind, seed, vendor, r_id, patient_id, accession, patient_name, modality)
-    say("phantom")
-    base = an.base_anatomy()
-    layers = an.head_layers(base, r_anat)
-    if kind == "mr-glioma":
-        path = pa.glioma(base, r_path)
-    elif kind == "mr-metastasis":
-        path = pa.metastases(base, r_path)
-    elif kind == "ct-hemorrhage":
-        path = pa.hemorrhage(base, r_path)
-    else:
-        path = pa.none(base)
-    pose = random_pose(r_pose)
-    ph = con.Phantom(base, layers, path, r_anat)
-    noise = _NoisePool(r_noise)
-    scanner = sample_scanner(vendor, modality, r_proto)
-    acqs = (
-        _ct_protocol(scanner, r_proto, small)
-        if modality == "CT"
-        else _mr_protocol(scanner, r_proto, small, kind)
-    )
-
-    renders: dict[str, sitk.Image] = {}
-
-    def phantom(contrast: str) -> sitk.Image:
-        if contrast not in renders:
-            arr = ph.render(contrast)
-            if modality == "MR" and contrast != "adc":
-                ph.bias(arr)
-            renders[contrast] = phantom_image(arr, base.affine)
-        return renders[contrast]
-
-    label_img = phantom_image(path.labels, base.affine)
-    numbers = _series_numbers(vendor, len(acqs))
-    series_truth: list[SeriesTruth] = []
-    clock = int(info.study_time[:2]) * 3600 + int(info.study_time[2:4]) * 60 + 120
-    for acq, number in zip(acqs, numbers, strict=True):
-        plan = acq.plan
-        say(f"series {number} {plan.series_class}")
-        geoms = _geometry(plan, pose, r_noise, modality)
-        if modality == "CT" and plan.series_class == "ct_brain":
-            plan = _ct_for_patient_tilt(plan, geoms[0])
-        stacks, extra, encoding = _pixels(acq, plan, geoms, pose, phantom, noise, scanner)
-        if len(stacks) > len(geoms):  # DWI: b=0 and b=1000 stacks share one geometry
-            geoms = geoms * len(stacks)
-        series_uid = make_uid(info.study_uid, "series", number)
-        desc = str(plan.headers.get("SeriesDescription", ""))
-        folder = f"{number}_{safe_name(desc, plan.series_class)}"
-        clock += int(r_noise.integers(60, 420))
-        hhmmss = f"{clock // 3600 % 24:02d}{clock // 60 % 60:02d}{clock % 60:02d}"
-        sops = write_series(
-            out_dir / "dicom" / folder,
-            info,
-            series_uid=series_uid,
-            series_number=number,
-            series_time=hhmmss,
-            headers=plan.headers,
-            geometries=geoms,
-            stacks=stacks,
-            encoding=encoding,
-            extra_per_image=extra,
+    if parallel is None:
+        # a daemonic process (a multiprocessing.Pool worker) may not start another
+        daemon = multiprocessing.current_process().daemon
+        parallel = not small and (os.cpu_count() or 1) > 1 and not daemon
+    with _SeriesWriter(parallel) as writer:
+        info = _study_info(kind, seed, vendor, r_id, patient_id, accession, patient_name, modality)
+        say("phantom")
+        base = an.base_anatomy()
+        layers = an.head_layers(base, r_anat)
+        if kind == "mr-glioma":
+            path = pa.glioma(base, r_path)
+        elif kind == "mr-metastasis":
+            path = pa.metastases(base, r_path)
+        elif kind == "ct-hemorrhage":
+            path = pa.hemorrhage(base, r_path)
+        else:
+            path = pa.none(base)
+        pose = random_pose(r_pose)
+        ph = con.Phantom(base, layers, path, r_anat)
+        noise = _NoisePool(r_noise)
+        scanner = sample_scanner(vendor, modality, r_proto)
+        acqs = (
+            _ct_protocol(scanner, r_proto, small)
+            if modality == "CT"
+            else _mr_protocol(scanner, r_proto, small, kind)
         )
-        st = SeriesTruth(
-            series_instance_uid=series_uid,
-            series_number=number,
-            description=desc,
-            protocol_name=str(plan.headers.get("ProtocolName", "")),
-            series_class=acq.series_class,
-            family=plan.family,
-            plane=plan.plane,
-            n_instances=len(sops),
-            path=f"dicom/{folder}",
-        )
-        if acq.truth_labels or (modality == "CT" and plan.series_class == "ct_brain"):
-            lab = resample(label_img, pose, geoms[0], labels=True).astype(np.uint8)
-            if acq.truth_labels:
-                rel = f"truth/labels_{number}_{acq.series_class}.nii.gz"
-                _to_nifti(lab, geoms[0], out_dir / rel)
-                st.labels_path = rel
-                if path.instances is not None:
-                    inst_img = phantom_image(path.instances, base.affine)
-                    inst = resample(inst_img, pose, geoms[0], labels=True)
-                    _to_nifti(
-                        inst,
-                        geoms[0],
-                        out_dir / f"truth/instances_{number}_{acq.series_class}.nii.gz",
-                    )
-            if path.kind == "hemorrhage" or kind == "ct-normal":
-                st.slice_labels = [
-                    sorted(pa.HEMORRHAGE_NAMES[int(c)] for c in np.unique(sl) if c) for sl in lab
-                ]
-        series_truth.append(st)
 
-    say("truth")
-    truth = _truth(kind, seed, vendor, info, scanner, pose, base, path, series_truth)
-    _write_mni_labels(out_dir, base, path)
-    if path.instances is not None:
-        truth.instances_mni = "truth/instances_mni.nii.gz"
+        renders: dict[str, sitk.Image] = {}
+
+        def phantom(contrast: str) -> sitk.Image:
+            if contrast not in renders:
+                arr = ph.render(contrast)
+                if modality == "MR" and contrast != "adc":
+                    ph.bias(arr)
+                renders[contrast] = phantom_image(arr, base.affine)
+            return renders[contrast]
+
+        label_img = phantom_image(path.labels, base.affine)
+        numbers = _series_numbers(vendor, len(acqs))
+        series_truth: list[SeriesTruth] = []
+        clock = int(info.study_time[:2]) * 3600 + int(info.study_time[2:4]) * 60 + 120
+        for acq, number in zip(acqs, numbers, strict=True):
+            plan = acq.plan
+            say(f"series {number} {plan.series_class}")
+            geoms = _geometry(plan, pose, r_noise, modality)
+            if modality == "CT" and plan.series_class == "ct_brain":
+                plan = _ct_for_patient_tilt(plan, geoms[0])
+            stacks, extra, encoding = _pixels(acq, plan, geoms, pose, phantom, noise, scanner)
+            if len(stacks) > len(geoms):  # DWI: b=0 and b=1000 stacks share one geometry
+                geoms = geoms * len(stacks)
+            series_uid = make_uid(info.study_uid, "series", number)
+            desc = str(plan.headers.get("SeriesDescription", ""))
+            folder = f"{number}_{safe_name(desc, plan.series_class)}"
+            clock += int(r_noise.integers(60, 420))
+            hhmmss = f"{clock // 3600 % 24:02d}{clock // 60 % 60:02d}{clock % 60:02d}"
+            writer.write(
+                out_dir=out_dir / "dicom" / folder,
+                study=info,
+                series_uid=series_uid,
+                series_number=number,
+                series_time=hhmmss,
+                headers=plan.headers,
+                geometries=geoms,
+                stacks=stacks,
+                encoding=encoding,
+                extra_per_image=extra,
+            )
+            st = SeriesTruth(
+                series_instance_uid=series_uid,
+                series_number=number,
+                description=desc,
+                protocol_name=str(plan.headers.get("ProtocolName", "")),
+                series_class=acq.series_class,
+                family=plan.family,
+                plane=plan.plane,
+                n_instances=sum(stack.shape[0] for stack in stacks),
+                path=f"dicom/{folder}",
+            )
+            if acq.truth_labels or (modality == "CT" and plan.series_class == "ct_brain"):
+                lab = resample(label_img, pose, geoms[0], labels=True).astype(np.uint8)
+                if acq.truth_labels:
+                    rel = f"truth/labels_{number}_{acq.series_class}.nii.gz"
+                    _to_nifti(lab, geoms[0], out_dir / rel)
+                    st.labels_path = rel
+                    if path.instances is not None:
+                        inst_img = phantom_image(path.instances, base.affine)
+                        inst = resample(inst_img, pose, geoms[0], labels=True)
+                        _to_nifti(
+                            inst,
+                            geoms[0],
+                            out_dir / f"truth/instances_{number}_{acq.series_class}.nii.gz",
+                        )
+                if path.kind == "hemorrhage" or kind == "ct-normal":
+                    st.slice_labels = [
+                        sorted(pa.HEMORRHAGE_NAMES[int(c)] for c in np.unique(sl) if c)
+                        for sl in lab
+                    ]
+            series_truth.append(st)
+
+        say("truth")
+        truth = _truth(kind, seed, vendor, info, scanner, pose, base, path, series_truth)
+        _write_mni_labels(out_dir, base, path)
+        if path.instances is not None:
+            truth.instances_mni = "truth/instances_mni.nii.gz"
+    # truth.json last, once every DICOM file is written: its presence marks a finished study
     truth.save(out_dir / "truth" / "truth.json")
     return truth
 
