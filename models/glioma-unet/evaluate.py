@@ -7,7 +7,8 @@ DICOM study → the preprocess stage's workflow → the served predictor), so th
 those the pipeline will see; ``--grid`` uses cases rendered straight onto the grid instead.
 
 Writes models/glioma-unet/metrics.json: Dice of whole tumour (labels 1+2+4), tumour core
-(1+4) and enhancing tumour (4), per case and mean, plus inference time per case.
+(1+4) and enhancing tumour (4), per case and mean, plus inference time per case; and, on
+``--normals`` held-out normal brains (real path), the volume wrongly labelled tumour.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cases", type=int, default=3)
     parser.add_argument("--grid", action="store_true", help="grid-rendered cases, not real path")
+    parser.add_argument("--normals", type=int, default=2, help="held-out normal brains")
     args = parser.parse_args()
     model = predictor("glioma-unet")
     rows = []
@@ -56,17 +58,28 @@ def main() -> None:
             row[region] = round(dice(np.isin(labels, values), np.isin(case.labels, values)), 4)
         print(row, flush=True)
         rows.append(row)
+    normals = []
+    for seed in range(FIRST_SEED, FIRST_SEED + (0 if args.grid else args.normals)):
+        case = mr_real.as_case(mr_real.real_cases("normal", [seed])[0])
+        box = bounding_box(case.mask, margin=4)
+        image = case.image.astype(np.float32)[(slice(None), *box)]
+        labels = model.predict({"image": np.ascontiguousarray(image)})["labels"]
+        # 1 mm isotropic grid: one voxel is 1 mm³
+        normals.append({"seed": seed, "tumourCm3": round(float((labels > 0).sum()) / 1000, 3)})
+        print(normals[-1], flush=True)
     write_metrics(
         "glioma-unet",
         {
             "heldOutCases": len(rows),
             "cases": "grid-rendered" if args.grid else REAL_PATH,
             "seeds": f"{FIRST_SEED}..{FIRST_SEED + len(rows) - 1} "
-            "(training used grid seeds 0..23 and real-path seeds 1000..)",
+            "(training used grid seeds 0..23, real-path glioma seeds 1000..1023 and "
+            "real-path normal seeds 2000..2001)",
             "dice": {r: round(float(np.mean([row[r] for row in rows])), 4) for r in REGIONS},
             "diceMin": {r: round(float(np.min([row[r] for row in rows])), 4) for r in REGIONS},
             "goals": {"WT": 0.93, "TC": 0.90, "ET": 0.85},
             "perCase": rows,
+            "normalBrains": normals,
         },
     )
 
