@@ -123,12 +123,7 @@ def make_case(kind: str, seed: int, *, augment: bool = True) -> MRCase:
     streams = np.random.SeedSequence([seed, ("glioma", "metastasis", "normal").index(kind), 7])
     r_anat, r_path, r_aug = (np.random.default_rng(s) for s in streams.spawn(3))
     layers = an.head_layers(base, r_anat)
-    if kind == "glioma":
-        path = pa.glioma(base, r_path)
-    elif kind == "metastasis":
-        path = pa.metastases(base, r_path)
-    else:
-        path = pa.none(base)
+    path = pa.for_kind(kind, base, r_path)
     phantom = con.Phantom(base, layers, path, r_anat)
     jitter = random_jitter(r_aug, 1.0 if augment else 0.5)
     box = brain_box()

@@ -303,3 +303,16 @@ def hemorrhage(
 def none(base: BaseAnatomy) -> Pathology:
     """A normal study: empty label map."""
     return Pathology("normal", np.zeros(base.shape, dtype=np.uint8))
+
+
+def for_kind(kind: str, base: BaseAnatomy, rng: np.random.Generator) -> Pathology:
+    """The pathology a study kind draws: ``mr-glioma``/``glioma``, ``mr-metastasis``/
+    ``metastasis``, ``ct-hemorrhage``/``hemorrhage``; anything else is a normal study."""
+    name = kind.removeprefix("mr-").removeprefix("ct-")
+    if name == "glioma":
+        return glioma(base, rng)
+    if name == "metastasis":
+        return metastases(base, rng)
+    if name == "hemorrhage":
+        return hemorrhage(base, rng)
+    return none(base)

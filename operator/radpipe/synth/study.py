@@ -395,14 +395,7 @@ def generate_study(
         say("phantom")
         base = an.base_anatomy()
         layers = an.head_layers(base, r_anat)
-        if kind == "mr-glioma":
-            path = pa.glioma(base, r_path)
-        elif kind == "mr-metastasis":
-            path = pa.metastases(base, r_path)
-        elif kind == "ct-hemorrhage":
-            path = pa.hemorrhage(base, r_path)
-        else:
-            path = pa.none(base)
+        path = pa.for_kind(kind, base, r_path)
         pose = random_pose(r_pose)
         ph = con.Phantom(base, layers, path, r_anat)
         noise = _NoisePool(r_noise)
