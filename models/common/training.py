@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +22,22 @@ def seed_everything(seed: int, threads: int = 2) -> None:
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
+
+
+def mr_unet_arguments(description: str | None, cases: int, workers: int) -> argparse.ArgumentParser:
+    """The options the MR U-Net training scripts share: grid cases, steps, patches, real path."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--cases", type=int, default=cases)
+    parser.add_argument("--steps", type=int, default=400)
+    parser.add_argument("--patch", type=int, default=48)
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint")
+    parser.add_argument("--workers", type=int, default=workers)
+    parser.add_argument("--real", type=int, default=0, help="real-path cases to add")
+    parser.add_argument("--real-fraction", type=float, default=0.5)
+    return parser
 
 
 def schedule_or_fine_tune(

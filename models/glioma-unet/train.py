@@ -19,7 +19,6 @@ oedema. Writes var/train/glioma-unet/checkpoint.pt; export.py turns it into mode
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import time
@@ -35,6 +34,7 @@ from models.common.nets import UNet3D
 from models.common.training import (
     WORK,
     cached_cases,
+    mr_unet_arguments,
     random_patch_start,
     schedule_or_fine_tune,
     seed_everything,
@@ -151,17 +151,7 @@ def validate(model: UNet3D, cases: list[Case]) -> str:
 
 def main() -> None:
     """Generate (or reuse) the training cases and train."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--cases", type=int, default=24)
-    parser.add_argument("--steps", type=int, default=400)
-    parser.add_argument("--patch", type=int, default=48)
-    parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint")
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--real", type=int, default=0, help="real-path cases to add")
-    parser.add_argument("--real-fraction", type=float, default=0.5)
+    parser = mr_unet_arguments(__doc__, cases=24, workers=2)
     parser.add_argument("--packed", type=Path, help="train on this pack of real-path cases only")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda on a lent GPU machine")
     parser.add_argument(

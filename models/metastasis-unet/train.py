@@ -12,7 +12,6 @@ Writes var/train/metastasis-unet/checkpoint.pt; export.py turns it into model.on
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from models.common.training import (
     WORK,
     cached_cases,
     crop,
+    mr_unet_arguments,
     random_patch_start,
     schedule_or_fine_tune,
     seed_everything,
@@ -103,17 +103,7 @@ def dice_bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def main() -> None:
     """Generate (or reuse) the training cases and train."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--cases", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=400)
-    parser.add_argument("--patch", type=int, default=48)
-    parser.add_argument("--batch", type=int, default=2)
-    parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--resume", action="store_true", help="continue from the checkpoint")
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--real", type=int, default=0, help="real-path cases to add")
-    parser.add_argument("--real-fraction", type=float, default=0.5)
+    parser = mr_unet_arguments(__doc__, cases=16, workers=1)
     parser.add_argument(
         "--lesion-fraction", type=float, default=0.7, help="patches centred on a lesion"
     )
