@@ -25,6 +25,8 @@ from radpipe.synth import contrasts as con
 from radpipe.synth import pathology as pa
 from radpipe.synth.geometry import (
     BRAIN_CENTRE_MNI,
+    Pose,
+    SeriesGeometry,
     orientation,
     phantom_image,
     place_stack,
@@ -57,6 +59,25 @@ def _phantom(
     return ct, phantom_image(path.labels, base.affine), r_geo
 
 
+def _slice_labels(label_img: sitk.Image, pose: Pose, geom: SeriesGeometry) -> NDArray[np.uint8]:
+    """(S, 6) per-slice labels of a stack: "any", then whether each subtype is in the slice."""
+    lab = resample(label_img, pose, geom, labels=True).astype(np.uint8)
+    y = np.zeros((len(lab), len(LABELS)), dtype=np.uint8)
+    for code in range(1, 6):
+        y[:, code] = (lab == code).reshape(len(lab), -1).any(axis=1)
+    y[:, 0] = y[:, 1:].any(axis=1)
+    return y
+
+
+def _case(hus: list[NDArray], labels: list[NDArray]) -> dict[str, NDArray]:
+    """The stacks of one phantom as one case, each slice tagged with its stack's index."""
+    return {
+        "hu": np.concatenate(hus),
+        "labels": np.concatenate(labels),
+        "study": np.concatenate([np.full(len(h), i, np.int16) for i, h in enumerate(hus)]),
+    }
+
+
 def make_stacks(seed: int, normal: bool, poses: int = 2) -> dict[str, NDArray]:
     """``poses`` stacks of one phantom: HU (S, 256, 256) int16 and labels (S, 6) uint8.
 
@@ -87,18 +108,10 @@ def make_stacks(seed: int, normal: bool, poses: int = 2) -> dict[str, NDArray]:
         hu[:, np.hypot(yy - (MATRIX - 1) / 2, xx - (MATRIX - 1) / 2) > MATRIX / 2] = HU_RANGE[0]
         np.clip(hu, *HU_RANGE, out=hu)
         small = to_model_size(hu, CT_INPUT_SIZE)
-        lab = resample(label_img, pose, geom, labels=True).astype(np.uint8)
-        y = np.zeros((len(lab), len(LABELS)), dtype=np.uint8)
-        for code in range(1, 6):
-            y[:, code] = (lab == code).reshape(len(lab), -1).any(axis=1)
-        y[:, 0] = y[:, 1:].any(axis=1)
+        y = _slice_labels(label_img, pose, geom)
         hus.append(np.round(small).astype(np.int16))
         labels.append(y)
-    return {
-        "hu": np.concatenate(hus),
-        "labels": np.concatenate(labels),
-        "study": np.concatenate([np.full(len(h), i, np.int16) for i, h in enumerate(hus)]),
-    }
+    return _case(hus, labels)
 
 
 def make_stacks_direct(seed: int, normal: bool, poses: int = 2) -> dict[str, NDArray]:
@@ -129,18 +142,10 @@ def make_stacks_direct(seed: int, normal: bool, poses: int = 2) -> dict[str, NDA
         outside = np.hypot(yy - 127.5, xx - 127.5) > 128 * float(r_geo.uniform(0.95, 1.3))
         hu[:, outside] = HU_RANGE[0]
         np.clip(hu, *HU_RANGE, out=hu)
-        lab = resample(label_img, pose, geom, labels=True).astype(np.uint8)
-        y = np.zeros((len(lab), len(LABELS)), dtype=np.uint8)
-        for code in range(1, 6):
-            y[:, code] = (lab == code).reshape(len(lab), -1).any(axis=1)
-        y[:, 0] = y[:, 1:].any(axis=1)
+        y = _slice_labels(label_img, pose, geom)
         hus.append(np.round(hu).astype(np.int16))
         labels.append(y)
-    return {
-        "hu": np.concatenate(hus),
-        "labels": np.concatenate(labels),
-        "study": np.concatenate([np.full(len(h), i, np.int16) for i, h in enumerate(hus)]),
-    }
+    return _case(hus, labels)
 
 
 def model_input(hu: NDArray) -> NDArray[np.float32]:
