@@ -26,11 +26,21 @@ from models.common import mr_grid, mr_real
 from models.common.evaluation import dice, predictor, write_metrics
 
 from radpipe.serving.inputs import bounding_box
+from radpipe.serving.predictors import Predictor
 
 #: Held-out seeds start far from the training seeds (0..N).
 FIRST_SEED = 100_000
 REAL_PATH = "real path: DICOM study -> preprocess workflow"
 REGIONS = {"WT": (1, 2, 4), "TC": (1, 4), "ET": (4,)}
+
+
+def segment(model: Predictor, case: mr_grid.MRCase) -> np.ndarray:
+    """The served model's labels for one case, run on its brain box as the infer stage does."""
+    box = bounding_box(case.mask, margin=4)
+    image = case.image.astype(np.float32)[(slice(None), *box)]
+    labels = np.zeros(case.mask.shape, np.uint8)
+    labels[box] = model.predict({"image": np.ascontiguousarray(image)})["labels"]
+    return labels
 
 
 def main() -> None:
@@ -47,11 +57,8 @@ def main() -> None:
             case = mr_grid.make_case("glioma", seed, augment=False)
         else:
             case = mr_real.as_case(mr_real.real_cases("glioma", [seed])[0])
-        box = bounding_box(case.mask, margin=4)
-        image = case.image.astype(np.float32)[(slice(None), *box)]
         started = time.perf_counter()
-        labels = np.zeros(case.labels.shape, np.uint8)
-        labels[box] = model.predict({"image": np.ascontiguousarray(image)})["labels"]
+        labels = segment(model, case)
         seconds = time.perf_counter() - started
         row = {"seed": seed, "seconds": round(seconds, 2)}
         for region, values in REGIONS.items():
@@ -60,10 +67,7 @@ def main() -> None:
         rows.append(row)
     normals = []
     for seed in range(FIRST_SEED, FIRST_SEED + (0 if args.grid else args.normals)):
-        case = mr_real.as_case(mr_real.real_cases("normal", [seed])[0])
-        box = bounding_box(case.mask, margin=4)
-        image = case.image.astype(np.float32)[(slice(None), *box)]
-        labels = model.predict({"image": np.ascontiguousarray(image)})["labels"]
+        labels = segment(model, mr_real.as_case(mr_real.real_cases("normal", [seed])[0]))
         # 1 mm isotropic grid: one voxel is 1 mm³
         normals.append({"seed": seed, "tumourCm3": round(float((labels > 0).sum()) / 1000, 3)})
         print(normals[-1], flush=True)
