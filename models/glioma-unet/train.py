@@ -45,6 +45,9 @@ NAME = "glioma-unet"
 #: BraTS label value → class index of the network's output.
 CLASS_LABELS = (0, 1, 2, 4)
 BASE, LEVELS = 8, 3
+#: Class index of each BraTS label value (a lookup table over uint8 labels).
+CLASS_INDEX = np.zeros(256, dtype=np.uint8)
+CLASS_INDEX[list(CLASS_LABELS)] = np.arange(len(CLASS_LABELS), dtype=np.uint8)
 #: First seed of the real-path training studies (held-out studies use 100000..).
 REAL_SEED = 1000
 
@@ -62,13 +65,10 @@ class Case:
     """A training case on the training device, with the voxels of each tumour label."""
 
     def __init__(self, arrays: dict[str, np.ndarray], device: torch.device) -> None:
-        lut = np.zeros(256, dtype=np.int64)
-        for index, value in enumerate(CLASS_LABELS):
-            lut[value] = index
         labels = arrays["labels"]
         self.shape = labels.shape
         self.image = torch.from_numpy(np.ascontiguousarray(arrays["image"])).to(device)
-        self.classes = torch.from_numpy(lut[labels].astype(np.uint8)).to(device)
+        self.classes = torch.from_numpy(CLASS_INDEX[labels]).to(device)
         # every 2nd voxel along each axis is plenty to pick centres from, and 8× smaller
         sub = labels[::2, ::2, ::2]
         self.voxels = {
