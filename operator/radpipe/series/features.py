@@ -200,7 +200,7 @@ def study_features(headers: Sequence[SeriesHeader]) -> list[list[Any]]:
     that already holds radpipe's SEG/SR/PDF from an earlier run classifies as before.
     """
     images = [i for i, h in enumerate(headers) if h.modality not in NON_IMAGE_MODALITIES]
-    others = [i for i in range(len(headers)) if i not in set(images)]
+    others = [i for i, h in enumerate(headers) if h.modality in NON_IMAGE_MODALITIES]
     order = sorted(images, key=lambda i: _order_key(headers[i], i))
     last = max(len(order) - 1, 1)
     rows: list[list[Any]] = [[] for _ in headers]
